@@ -1,0 +1,62 @@
+"""Input validation shared by cells, models and the CLI.
+
+Every check raises a ``ValueError``/``TypeError`` whose message names what was expected, so bad
+input never fails deep inside torch with an unrelated message.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import torch
+
+__all__ = ["check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
+
+_CHECK_FINITE = True
+
+
+def set_finite_checks(enabled: bool) -> None:
+    """Turn the NaN/inf scan of model inputs on or off (it costs one device sync per call)."""
+    global _CHECK_FINITE
+    _CHECK_FINITE = bool(enabled)
+
+
+def check_image(x: torch.Tensor, channels: int | None, what: str = "input", finite: bool = True) -> None:
+    """Require a floating (B, C, H, W) tensor with ``channels`` channels and finite values."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what}: expected a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{what}: expected 4 dims (B, C, H, W), got {x.dim()} dims with shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{what}: expected {channels} channels (dim 1), got {x.shape[1]} (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        raise TypeError(f"{what}: expected a floating-point tensor (float32/bfloat16/float16), got {x.dtype}; "
+                        "convert with x.float()")
+    if finite and _CHECK_FINITE and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what}: contains NaN or inf values")
+
+
+def check_steps(steps, what: str = "steps") -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise TypeError(f"{what}: expected a positive int, got {steps!r}")
+    if steps < 1:
+        raise ValueError(f"{what}: expected >= 1, got {steps}")
+    return steps
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str]) -> ValueError:
+    valid = sorted(valid)
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}")
+
+
+def check_keys(what: str, given: Iterable[str], valid: Iterable[str]) -> None:
+    valid = sorted(valid)
+    bad = sorted(set(given) - set(valid))
+    if bad:
+        hints = []
+        for b in bad:
+            close = difflib.get_close_matches(b, valid, n=1)
+            hints.append(f"{b!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"unknown {what} key(s): {', '.join(hints)}. Valid keys: {', '.join(valid)}")

@@ -1,0 +1,275 @@
+"""Halting policies: how many recurrent steps each sample takes, and which output it returns.
+
+A policy is chosen at call time (``model(x, steps=200, halting="act")``), so a model trained with
+20 steps runs 200 at test time unchanged. Every policy assigns each sample a weight ``p_n`` per step
+and the model returns ``y = Σ_n p_n y_n`` with ``Σ_n p_n = 1`` per sample:
+
+* :class:`Fixed` — ``p_M = 1``: the output of the last step.
+* :class:`ACT` — Graves (2016), Adaptive Computation Time. With ``q_n = σ(halting unit)``,
+  ``N = min{n : Σ_{k≤n} q_k ≥ 1 - ε}`` (or the cap M), remainder ``R = 1 - Σ_{k<N} q_k``,
+  ``p_n = q_n`` for ``n < N``, ``p_N = R``; ponder cost ``ρ = N + R`` whose gradient flows
+  through R only. Halted samples stop accumulating.
+* :class:`PonderNet` — Banino et al. (2021). ``λ_n = σ(halting unit)``, ``p_n = λ_n Π_{j<n}(1-λ_j)``,
+  ``λ_M = 1``; ``log p_n`` is kept (in log space) for the loss in :mod:`convrnn.losses`. At
+  inference a sample halts when its cumulative p passes ``threshold`` (or by sampling) and
+  returns that step's output.
+* :class:`Confidence` — inference only: halt once the readout is confident (for dense outputs the
+  least confident pixel decides).
+* :class:`Convergence` — inference only: halt once the state stops changing,
+  ``‖s_n - s_{n-1}‖ / ‖s_{n-1}‖ < tol``.
+
+The loop itself lives in :func:`run_recurrence`; at inference halted samples leave the batch, so
+compute really drops as samples halt.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .cells.base import State, map_state
+from .errors import check_steps, unknown_name
+
+
+class HaltingPolicy:
+    """Base class. ``step`` sees the samples still in the batch (``idx`` into the full batch)."""
+
+    readout_every_step = True   # does the policy need y_n at every step?
+    uses_halting_unit = False
+
+    def start(self, batch: int, max_steps: int, device) -> None:
+        self.max_steps = max_steps
+
+    def step(self, n: int, idx, h, h_prev, y, logit, done):
+        """Return ``(p, halt)`` for the rows ``idx``: weight of this step's output and halting mask.
+
+        ``done`` marks rows that halted earlier (only in the unshrunk mode); they must get p = 0.
+        """
+        raise NotImplementedError
+
+    def extras(self) -> dict:
+        return {}
+
+
+class Fixed(HaltingPolicy):
+    readout_every_step = False
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        last = n == self.max_steps
+        halt = torch.full((len(idx),), last, dtype=torch.bool, device=idx.device)
+        return (halt & ~done).float(), halt
+
+
+class ACT(HaltingPolicy):
+    uses_halting_unit = True
+
+    def __init__(self, eps: float = 0.01):
+        if not 0.0 <= eps < 1.0:
+            raise ValueError(f"ACT: eps must be in [0, 1), got {eps}")
+        self.eps = eps
+
+    def start(self, batch, max_steps, device):
+        super().start(batch, max_steps, device)
+        self.cum = torch.zeros(batch, device=device)        # Σ_{k<n} q_k
+        self.remainder = torch.zeros(batch, device=device)  # R
+        self.halt_step = torch.zeros(batch, device=device)  # N
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        q = torch.sigmoid(logit.float())
+        cum = self.cum[idx]
+        last = n == self.max_steps
+        halt = (cum + q >= 1 - self.eps) if not last else torch.ones_like(q, dtype=torch.bool)
+        halt_new = halt & ~done
+        R = 1 - cum
+        p = torch.where(halt, R, q).masked_fill(done, 0.0)
+        self.cum = self.cum.index_copy(0, idx, torch.where(halt | done, cum, cum + q))
+        self.remainder = self.remainder.index_copy(0, idx, torch.where(halt_new, R, self.remainder[idx]))
+        self.halt_step = self.halt_step.index_copy(0, idx, torch.where(halt_new, float(n), self.halt_step[idx]))
+        return p, halt | done
+
+    def extras(self):
+        # ρ = N + R; N is a constant, so the gradient flows through R alone.
+        return {"ponder_cost": self.halt_step + self.remainder, "remainder": self.remainder}
+
+
+class PonderNet(HaltingPolicy):
+    uses_halting_unit = True
+
+    def __init__(self, threshold: float = 0.5, sample: bool = False):
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"PonderNet: threshold must be in (0, 1], got {threshold}")
+        self.threshold, self.sample = threshold, sample
+
+    def start(self, batch, max_steps, device):
+        super().start(batch, max_steps, device)
+        self.log_not = torch.zeros(batch, device=device)     # Σ_{j<n} log(1 - λ_j)
+        self.log_p = torch.full((batch, max_steps), float("-inf"), device=device)
+        if self.sample:
+            self.u = torch.rand(batch, device=device)
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        logit = logit.float()
+        log_not = self.log_not[idx]
+        last = n == self.max_steps
+        log_p = log_not if last else F.logsigmoid(logit) + log_not          # λ_M = 1
+        new_not = log_not + F.logsigmoid(-logit)
+        self.log_p = self.log_p.index_put((idx, torch.full_like(idx, n - 1)), log_p)
+        self.log_not = self.log_not.index_copy(0, idx, new_not)
+        cum = -torch.expm1(new_not)                                          # 1 - Π(1-λ_j)
+        target = self.u[idx] if self.sample else self.threshold
+        halt = (cum >= target) if not last else torch.ones_like(cum, dtype=torch.bool)
+        return (halt & ~done).float(), halt | done
+
+    def extras(self):
+        return {"log_halt": self.log_p}
+
+
+def confidence(y: torch.Tensor) -> torch.Tensor:
+    """Per-sample confidence of logits ``y`` (B, C, ...): the smallest max-softmax over positions."""
+    conf = torch.softmax(y.float(), dim=1).amax(dim=1)
+    return conf.flatten(1).amin(1) if conf.dim() > 1 else conf
+
+
+class Confidence(HaltingPolicy):
+    def __init__(self, threshold: float = 0.9, min_steps: int = 1):
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"Confidence: threshold must be in (0, 1], got {threshold}")
+        self.threshold, self.min_steps = threshold, min_steps
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        halt = (confidence(y) >= self.threshold) & (n >= self.min_steps)
+        if n == self.max_steps:
+            halt = torch.ones_like(halt)
+        return (halt & ~done).float(), halt | done
+
+
+class Convergence(HaltingPolicy):
+    readout_every_step = False
+
+    def __init__(self, tol: float = 1e-3, min_steps: int = 2):
+        if tol <= 0:
+            raise ValueError(f"Convergence: tol must be > 0, got {tol}")
+        self.tol, self.min_steps = tol, max(2, min_steps)
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        if h_prev is None or n < self.min_steps:
+            halt = torch.zeros(len(idx), dtype=torch.bool, device=idx.device)
+        else:
+            diff = (h.float() - h_prev.float()).flatten(1).norm(dim=1)
+            halt = diff <= self.tol * h_prev.float().flatten(1).norm(dim=1).clamp_min(1e-8)
+        if n == self.max_steps:
+            halt = torch.ones_like(halt)
+        return (halt & ~done).float(), halt | done
+
+
+POLICIES = {"fixed": Fixed, "act": ACT, "ponder": PonderNet, "pondernet": PonderNet,
+            "confidence": Confidence, "convergence": Convergence}
+
+
+def get_policy(halting) -> HaltingPolicy:
+    """Accept a policy instance, a name from :data:`POLICIES` or ``None`` (fixed)."""
+    if halting is None:
+        return Fixed()
+    if isinstance(halting, HaltingPolicy):
+        return halting
+    if isinstance(halting, str):
+        if halting not in POLICIES:
+            raise unknown_name("halting policy", halting, POLICIES)
+        return POLICIES[halting]()
+    raise TypeError(f"halting: expected a name ({', '.join(POLICIES)}) or a HaltingPolicy, got {halting!r}")
+
+
+@dataclass
+class RecurrentOutput:
+    """What a recurrent model returns.
+
+    ``output``: the halted output ``Σ p_n y_n`` (B, ...); ``steps``: steps each sample used (B,);
+    ``ponder_cost`` (ACT, B), ``log_halt`` (PonderNet, B x M); ``step_outputs`` (M, B, ...) when
+    asked for; ``state``: each sample's state at its halting step.
+    """
+
+    output: torch.Tensor
+    steps: torch.Tensor
+    ponder_cost: torch.Tensor | None = None
+    log_halt: torch.Tensor | None = None
+    step_outputs: torch.Tensor | None = None
+    state: State | None = None
+
+
+def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, halting=None, state=None,
+                   return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None):
+    """Iterate ``h, state = step_fn(x, state, n)`` up to ``steps`` times under a halting policy.
+
+    ``readout_fn(h)`` gives y_n, ``halt_fn(h)`` the halting logit (B,). With ``shrink`` (default:
+    on unless ``return_steps``) halted samples leave the batch; the result is the same as the
+    unshrunk computation. ``tbptt=k`` detaches the state every k steps.
+    """
+    steps = check_steps(steps)
+    policy = get_policy(halting)
+    if shrink is None:
+        shrink = not return_steps
+    if shrink and return_steps:
+        raise ValueError("return_steps=True needs every sample at every step: use shrink=False")
+    if tbptt is not None:
+        check_steps(tbptt, "tbptt")
+    B, dev = x.shape[0], x.device
+    policy.start(B, steps, dev)
+    running = torch.arange(B, device=dev)          # rows of the full batch still running
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    x_run, h_prev = x, None
+    out = final_state = None
+    used = torch.full((B,), steps, dtype=torch.long, device=dev)
+    step_outputs = []
+
+    for n in range(1, steps + 1):
+        h, state = step_fn(x_run, state, n)
+        if tbptt is not None and n % tbptt == 0:
+            state = map_state(state, torch.Tensor.detach)
+            h = h.detach()
+        idx = running if shrink else torch.arange(B, device=dev)
+        d = torch.zeros(len(idx), dtype=torch.bool, device=dev) if shrink else done
+        y = readout_fn(h) if (policy.readout_every_step or return_steps) else None
+        logit = halt_fn(h) if policy.uses_halting_unit else None
+        p, halt = policy.step(n, idx, h, h_prev, y, logit, d)
+        if return_steps:
+            step_outputs.append(y)
+        new = halt & ~d
+        if bool(new.any()):
+            sel = new.nonzero().squeeze(1)
+            y_sel = y[sel] if y is not None else readout_fn(h[sel])
+            if out is None:
+                out = torch.zeros((B,) + tuple(y_sel.shape[1:]), dtype=torch.promote_types(y_sel.dtype, torch.float32),
+                                  device=dev)
+            if final_state is None:
+                final_state = map_state(state, lambda s: s.new_zeros((B,) + tuple(s.shape[1:])))
+            final_state = _scatter_state(final_state, idx[sel], map_state(state, lambda s: s[sel]))
+            used[idx[sel]] = n
+        if y is not None and out is None:
+            out = torch.zeros((B,) + tuple(y.shape[1:]), dtype=torch.promote_types(y.dtype, torch.float32), device=dev)
+        if y is not None:
+            w = p.view((-1,) + (1,) * (y.dim() - 1))
+            out = out.index_add(0, idx, (w * y).to(out.dtype))
+        elif bool(new.any()):
+            out = out.index_add(0, idx[sel], y_sel.to(out.dtype))
+        if not return_steps and bool(halt.all()):
+            break
+        if shrink:
+            keep = (~halt).nonzero().squeeze(1)
+            running, x_run = running[keep], x_run[keep]
+            state = map_state(state, lambda s: s[keep])
+            h = h[keep]
+        else:
+            done = done | halt
+        h_prev = h
+
+    extras = policy.extras()
+    return RecurrentOutput(output=out, steps=used, ponder_cost=extras.get("ponder_cost"),
+                           log_halt=extras.get("log_halt"),
+                           step_outputs=torch.stack(step_outputs) if return_steps else None, state=final_state)
+
+
+def _scatter_state(full: State, rows: torch.Tensor, part: State) -> State:
+    if isinstance(full, torch.Tensor):
+        return full.index_copy(0, rows, part)
+    return tuple(f.index_copy(0, rows, p) for f, p in zip(full, part))

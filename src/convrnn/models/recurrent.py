@@ -1,0 +1,81 @@
+"""The weight-tied recurrent model: encoder -> one cell iterated -> readout.
+
+    e   = encoder(image)
+    x_t = e  (every step with ``recall``; otherwise e at t = 1 and 0 after)
+    h_t, s_t = cell(x_t, s_{t-1})
+    y_t = readout(h_t),   q_t = σ(halting_unit(h_t))
+
+The number of steps and the halting policy are arguments of ``forward`` (see
+:mod:`convrnn.halting`), so a model trained with 20 steps runs 200 at test time unchanged.
+With the residual cell, recall and the dense head this is DeepThinking's DT-net with recall
+(Bansal et al. 2022), except that recall re-injects the encoder's features of the image.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import check_image, check_keys, unknown_name
+from ..halting import RecurrentOutput, run_recurrence
+from ..layers import HEADS, HaltingUnit
+from ..registry import create_cell, get_cell_class
+
+
+@dataclass
+class RecurrentConfig:
+    in_channels: int = 3
+    width: int = 32
+    cell: str = "residual"
+    cell_kwargs: dict = field(default_factory=dict)
+    head: str = "dense"            # dense | maxpool | avgpool
+    out_channels: int = 2          # classes (per pixel for the dense head)
+    recall: bool = True
+    steps: int = 20                # default number of steps when forward() is not told
+    halt_bias: float = -2.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RecurrentConfig":
+        check_keys("model config", d, [f.name for f in dataclasses.fields(cls)])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class RecurrentModel(nn.Module):
+    def __init__(self, config: RecurrentConfig | None = None, **overrides):
+        super().__init__()
+        cfg = config or RecurrentConfig()
+        if overrides:
+            check_keys("model config", overrides, [f.name for f in dataclasses.fields(RecurrentConfig)])
+            cfg = dataclasses.replace(cfg, **overrides)
+        if cfg.head not in HEADS:
+            raise unknown_name("head", cfg.head, HEADS)
+        get_cell_class(cfg.cell)
+        self.config = cfg
+        self.encoder = nn.Sequential(nn.Conv2d(cfg.in_channels, cfg.width, 3, padding=1, bias=False), nn.ReLU())
+        self.cell = create_cell(cfg.cell, cfg.width, cfg.width, **cfg.cell_kwargs)
+        self.readout = HEADS[cfg.head](cfg.width, cfg.out_channels)
+        self.halting_unit = HaltingUnit(cfg.width, cfg.halt_bias)
+
+    def forward(self, image: torch.Tensor, steps: int | None = None, halting=None, *, state=None,
+                return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None) -> RecurrentOutput:
+        """Run up to ``steps`` iterations under ``halting`` ("fixed", "act", "ponder", "confidence",
+        "convergence" or a policy object). ``state`` continues from a previous call's ``.state``."""
+        check_image(image, self.config.in_channels, "image")
+        e = self.encoder(image)
+        zeros = None
+
+        def step(x, s, n):
+            nonlocal zeros
+            if not self.config.recall and n > 1:
+                if zeros is None or zeros.shape != x.shape:
+                    zeros = torch.zeros_like(x)
+                x = zeros
+            return self.cell(x, s)
+
+        return run_recurrence(step, self.readout, self.halting_unit, e, self.config.steps if steps is None else steps, halting,
+                              state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt)

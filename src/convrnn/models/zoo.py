@@ -1,0 +1,34 @@
+"""Named model recipes. Each is a plain function returning a :class:`RecurrentModel`; keyword
+arguments override any field of :class:`RecurrentConfig` (unknown keys raise a ValueError)."""
+from __future__ import annotations
+
+from ..registry import register_model
+from .recurrent import RecurrentConfig, RecurrentModel
+
+
+def _build(defaults: dict, overrides: dict) -> RecurrentModel:
+    return RecurrentModel(RecurrentConfig.from_dict({**defaults, **overrides}))
+
+
+@register_model("convrnn_dense")
+def convrnn_dense(**kw):
+    """Generic per-pixel model (any cell via ``cell=``)."""
+    return _build(dict(cell="convgru", head="dense"), kw)
+
+
+@register_model("convrnn_classifier")
+def convrnn_classifier(**kw):
+    """Generic image classifier: encoder, iterated cell, average-pool + linear readout."""
+    return _build(dict(cell="convgru", head="avgpool", out_channels=10), kw)
+
+
+@register_model("dtnet_recall_mazes")
+def dtnet_recall_mazes(**kw):
+    """DeepThinking DT-net with recall (Bansal et al. 2022): width 128, 30 training iterations."""
+    return _build(dict(cell="residual", width=128, head="dense", recall=True, steps=30), kw)
+
+
+@register_model("adrnn_mazes")
+def adrnn_mazes(**kw):
+    """DT-net-style residual ConvRNN with a halting unit, trained with ACT (AdRNN, Veerabadran et al. 2023)."""
+    return _build(dict(cell="residual", width=64, head="dense", recall=True, steps=30, halt_bias=-3.0), kw)
