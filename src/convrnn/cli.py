@@ -17,14 +17,118 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def cmd_data(args) -> int:
+    if args.task == "mazes":
+        from .tasks.mazes import generate_mazes, save_mazes
+        x, y = generate_mazes(args.n, args.size, seed=args.seed, algorithm=args.algorithm,
+                              start_dead_end=not args.start_anywhere, cycles=args.cycles)
+        path = save_mazes(args.out, x, y)
+        print(f"wrote {args.n} {args.size}x{args.size} mazes ({x.shape[-1]} px) to {path}")
+        return 0
+    raise ValueError(f"unknown data task {args.task!r}")
+
+
+def cmd_train(args) -> int:
+    from .config import load_config
+    from .train import train
+    cfg = load_config(args.config, args.overrides)
+    res = train(cfg, resume=args.resume, progress=not args.no_progress)
+    print(f"done: val acc {res['val_acc']:.4f}, mean steps {res['val_steps']:.2f}; outputs in {res['out_dir']}")
+    return 0
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"expected a comma-separated list of integers, got {text!r}") from None
+    if not vals:
+        raise ValueError("expected at least one level")
+    return vals
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .checkpoint import load_model
+    from .evaluate import evaluate, write_report
+    from .tasks import get_task
+    from .train import pick_device
+    device = pick_device(args.device)
+    if args.checkpoint in _bundled_names():
+        import convrnn
+        model = convrnn.create_model(args.checkpoint, pretrained=True)
+    else:
+        model = load_model(args.checkpoint)
+    model = model.to(device)
+    task = get_task(args.task)
+    levels = _levels(args.sizes if args.task == "mazes" else args.lengths)
+    max_steps = args.max_steps or model.config.steps * 4
+    result = evaluate(model, task, levels, args.n, max_steps, args.halting, seed=args.seed,
+                      batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves)
+    result["checkpoint"] = str(args.checkpoint)
+    paths = write_report(result, args.out, model, task, device=str(device))
+    print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'ms/sample':>10}")
+    for k, v in result["levels"].items():
+        print(f"{k:>6} {100 * v['accuracy']:7.1f} {v['mean_steps']:10.1f} {v['median_steps']:7.0f} "
+              f"{v['ms_per_sample']:10.1f}")
+    print("wrote", ", ".join(str(p) for p in paths))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _bundled_names() -> set[str]:
+    from .checkpoint import PRETRAINED_DIR
+    return {p.stem for p in PRETRAINED_DIR.glob("*.safetensors")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convrnn", description="Convolutional recurrent networks for vision.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list registered cells and models").set_defaults(fn=cmd_list)
-    d = sub.add_parser("demo", help="the showcase: solve fresh mazes with the bundled model and adaptive halting")
+
+    d = sub.add_parser("demo", help="solve fresh mazes of growing size with the bundled model and adaptive halting")
     d.add_argument("--out", default="convrnn-demo", help="folder for the HTML report (default: %(default)s)")
     d.add_argument("--quick", action="store_true", help="a much smaller run (for tests)")
+    d.add_argument("--device", default="auto")
     d.set_defaults(fn=cmd_demo)
+
+    g = sub.add_parser("data", help="generate a data set")
+    gs = g.add_subparsers(dest="task", required=True)
+    m = gs.add_parser("mazes", help="easy-to-hard layout mazes")
+    m.add_argument("--size", type=int, required=True, help="maze size N (odd, >= 5); image side 2N+6")
+    m.add_argument("--n", type=int, required=True, help="number of mazes")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", required=True, help="a folder (inputs.npy + solutions.npy) or a .npz file")
+    m.add_argument("--algorithm", default="dfs", choices=["dfs", "wilson"])
+    m.add_argument("--start-anywhere", action="store_true", help="start cell need not be a dead end")
+    m.add_argument("--cycles", type=float, default=0.0, help="percolation: chance to open each remaining wall")
+    g.set_defaults(fn=cmd_data)
+
+    t = sub.add_parser("train", help="train from a YAML config (a path or a bundled config name)")
+    t.add_argument("config", help="YAML file or bundled config name (mazes_cpu, mazes_dtnet_gpu, mazes_adrnn)")
+    t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=3 model_kwargs.width=32")
+    t.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint over difficulty levels (JSON + PNG plots)")
+    e.add_argument("checkpoint", help="checkpoint folder, .safetensors file, or a bundled model name")
+    e.add_argument("--task", default="mazes", choices=["mazes"])
+    e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
+    e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
+    e.add_argument("--n", type=int, default=100, help="samples per level")
+    e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: 4x training steps)")
+    e.add_argument("--halting", default="act", help="act | confidence | convergence | ponder | fixed")
+    e.add_argument("--data", default=None, help="evaluate on this file/folder instead of fresh samples")
+    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--out", default="eval-out")
+    e.add_argument("--no-curves", action="store_true", help="skip accuracy-vs-step curves (faster)")
+    e.add_argument("--json", action="store_true", help="also print the JSON result")
+    e.set_defaults(fn=cmd_eval)
     return p
 
 
@@ -32,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:   # user errors: one clear line, no traceback
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:  # user errors: one line
         print(f"convrnn {args.command}: error: {e}", file=sys.stderr)
         return 2
 

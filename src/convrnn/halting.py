@@ -198,12 +198,15 @@ class RecurrentOutput:
 
 
 def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, halting=None, state=None,
-                   return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None):
+                   return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
+                   on_step=None):
     """Iterate ``h, state = step_fn(x, state, n)`` up to ``steps`` times under a halting policy.
 
     ``readout_fn(h)`` gives y_n, ``halt_fn(h)`` the halting logit (B,). With ``shrink`` (default:
     on unless ``return_steps``) halted samples leave the batch; the result is the same as the
-    unshrunk computation. ``tbptt=k`` detaches the state every k steps.
+    unshrunk computation. ``tbptt=k`` detaches the state every k steps. ``on_step(n, idx, y_n)`` is
+    called after every step with the rows ``idx`` of the full batch that ran it (for accuracy-vs-step
+    curves without keeping every output).
     """
     steps = check_steps(steps)
     policy = get_policy(halting)
@@ -229,13 +232,16 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
             h = h.detach()
         idx = running if shrink else torch.arange(B, device=dev)
         d = torch.zeros(len(idx), dtype=torch.bool, device=dev) if shrink else done
-        y = readout_fn(h) if (policy.readout_every_step or return_steps) else None
+        y = readout_fn(h) if (policy.readout_every_step or return_steps or on_step) else None
         logit = halt_fn(h) if policy.uses_halting_unit else None
         p, halt = policy.step(n, idx, h, h_prev, y, logit, d)
         if return_steps:
             step_outputs.append(y)
+        if on_step is not None:
+            on_step(n, idx, y)
         new = halt & ~d
-        if bool(new.any()):
+        any_new = bool(new.any())
+        if any_new:
             sel = new.nonzero().squeeze(1)
             y_sel = y[sel] if y is not None else readout_fn(h[sel])
             if out is None:
@@ -245,16 +251,19 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
                 final_state = map_state(state, lambda s: s.new_zeros((B,) + tuple(s.shape[1:])))
             final_state = _scatter_state(final_state, idx[sel], map_state(state, lambda s: s[sel]))
             used[idx[sel]] = n
-        if y is not None and out is None:
-            out = torch.zeros((B,) + tuple(y.shape[1:]), dtype=torch.promote_types(y.dtype, torch.float32), device=dev)
         if y is not None:
+            if out is None:
+                out = torch.zeros((B,) + tuple(y.shape[1:]), dtype=torch.promote_types(y.dtype, torch.float32),
+                                  device=dev)
             w = p.view((-1,) + (1,) * (y.dim() - 1))
             out = out.index_add(0, idx, (w * y).to(out.dtype))
-        elif bool(new.any()):
+        elif any_new:
             out = out.index_add(0, idx[sel], y_sel.to(out.dtype))
-        if not return_steps and bool(halt.all()):
+        if not any_new:
+            pass                                     # nobody halted: nothing to drop (the common case)
+        elif not return_steps and bool(halt.all()):
             break
-        if shrink:
+        elif shrink:                                 # halted samples leave the batch
             keep = (~halt).nonzero().squeeze(1)
             running, x_run = running[keep], x_run[keep]
             state = map_state(state, lambda s: s[keep])

@@ -62,7 +62,8 @@ class RecurrentModel(nn.Module):
         self.halting_unit = HaltingUnit(cfg.width, cfg.halt_bias)
 
     def forward(self, image: torch.Tensor, steps: int | None = None, halting=None, *, state=None,
-                return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None) -> RecurrentOutput:
+                return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
+                on_step=None) -> RecurrentOutput:
         """Run up to ``steps`` iterations under ``halting`` ("fixed", "act", "ponder", "confidence",
         "convergence" or a policy object). ``state`` continues from a previous call's ``.state``."""
         check_image(image, self.config.in_channels, "image")
@@ -78,4 +79,4 @@ class RecurrentModel(nn.Module):
             return self.cell(x, s)
 
         return run_recurrence(step, self.readout, self.halting_unit, e, self.config.steps if steps is None else steps, halting,
-                              state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt)
+                              state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)

@@ -1,0 +1,20 @@
+"""Tasks: one module per task (generator, dataset, metrics) plus the glue the trainer needs.
+
+A task object provides ``datasets(cfg) -> ((x_train, y_train), (x_val, y_val))`` as tensors,
+``criterion(x, cfg)`` returning ``crit(logits, target, reduce=True)`` and
+``correct(logits, target, x) -> (B,) bool``.
+"""
+from __future__ import annotations
+
+import importlib
+
+from ..errors import unknown_name
+
+TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask"}
+
+
+def get_task(name: str):
+    if name not in TASKS:
+        raise unknown_name("task", name, TASKS)
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -297,10 +297,12 @@ def _bfs_path(g, G, s, e, path, queue, parent):
             queue[tail] = v
             tail += 1
         v = u + 1
-        if g[v] == 1 and parent[v] < -1:
+        if g[v] == 1 and parent[v] < 0:
             parent[v] = u
             queue[tail] = v
             tail += 1
+    if parent[e] < 0:  # unreachable (cannot happen for the connected mazes made here)
+        return
     u = e
     while True:
         path[u] = 1
@@ -665,3 +667,90 @@ def wall_mask(inputs):
     if inputs.ndim != 4 or inputs.shape[1] != 3:
         raise ValueError(f"inputs must be (n, 3, H, W), got {tuple(inputs.shape)}")
     return (inputs != 0).any(1)
+
+
+class MazeTask:
+    """Trainer/evaluator glue for mazes: data, masked loss, whole-maze accuracy, example plots."""
+
+    name = "mazes"
+
+    def datasets(self, cfg):
+        import torch
+        if cfg.data:
+            x, y = load_mazes(cfg.data)
+        else:
+            x, y = generate_mazes(cfg.n_train, cfg.train_size, seed=cfg.seed, **cfg.data_kwargs)
+        xv, yv = generate_mazes(cfg.n_val, cfg.val_size or cfg.train_size, seed=cfg.seed + 1_000_003,
+                                **cfg.data_kwargs)
+        t = lambda a, b: (torch.from_numpy(np.ascontiguousarray(a)).float(), torch.from_numpy(b.astype(np.int64)))
+        return t(x, y), t(xv, yv)
+
+    @staticmethod
+    def open_mask(x):
+        """(B, H, W) float, 1 on non-wall pixels of the input images."""
+        return (x.amax(1) > 0).to(x.dtype)
+
+    def criterion(self, x, cfg):
+        from ..losses import cross_entropy
+        mask = self.open_mask(x).float()
+        pw = float(cfg.path_weight)
+
+        def crit(logits, target, reduce=True):
+            w = mask if pw == 1.0 else mask * (1 + (pw - 1) * target.float())
+            return cross_entropy(logits, target, reduce=reduce, weight_mask=w)
+        return crit
+
+    def correct(self, logits, target, x):
+        pred = logits.argmax(1) * self.open_mask(x).long()   # walls can never be path
+        return (pred == target).flatten(1).all(1)
+
+    def eval_data(self, size, n, seed, data=None):
+        import torch
+        if data:
+            x, y = load_mazes(data)
+            x, y = x[:n], y[:n]
+        else:
+            x, y = generate_mazes(n, int(size), seed=seed)
+        return torch.from_numpy(np.ascontiguousarray(x)).float(), torch.from_numpy(y.astype(np.int64))
+
+    def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=3):
+        """Grid: input, prediction after several fixed step counts, prediction with halting, target."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import torch
+
+        levels = list(result["levels"])
+        level = str(level or levels[-1])
+        lv = result["levels"][level]
+        x, y = self.eval_data(level, n_examples, result["seed"])
+        x = x.to(device)
+        max_steps = len(lv.get("curve", [])) or max(1, int(round(lv["mean_steps"] * 2)))
+        shown = sorted({1, max(1, max_steps // 8), max(1, max_steps // 4), max(1, max_steps // 2), max_steps})
+        preds = {}
+
+        def on_step(n, idx, yn):
+            if n in shown:
+                preds[n] = (yn.argmax(1) * self.open_mask(x[idx]).long()).cpu()
+        with torch.no_grad():
+            model.eval()
+            model(x, steps=max_steps, halting="fixed", on_step=on_step)
+            halted = model(x, steps=max_steps, halting=result["halting"])
+        cols = len(shown) + 3
+        fig, axes = plt.subplots(n_examples, cols, figsize=(1.7 * cols, 1.8 * n_examples), squeeze=False)
+        for r in range(n_examples):
+            img = x[r].permute(1, 2, 0).cpu().numpy()
+            panels = [("input", img)] + [(f"step {s}", preds[s][r]) for s in shown]
+            hp = (halted.output[r:r + 1].argmax(1)[0] * self.open_mask(x[r:r + 1])[0].long()).cpu()
+            ok = bool((hp == y[r]).all())
+            panels += [(f"halted @{int(halted.steps[r])} {'✓' if ok else '✗'}", hp), ("target", y[r])]
+            for c, (title, im) in enumerate(panels):
+                ax = axes[r][c]
+                ax.imshow(im if c == 0 else im.numpy(), cmap=None if c == 0 else "gray", interpolation="nearest")
+                ax.set_title(title, fontsize=7)
+                ax.axis("off")
+        fig.suptitle(f"{level}x{level} mazes", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=130)
+        plt.close(fig)
+        return path

@@ -1,0 +1,1 @@
+"""Analyses and paper-ready plots."""

@@ -1,0 +1,164 @@
+"""Checkpoints: safetensors weights (config in the metadata) + a JSON training state.
+
+A checkpoint folder holds ``model.safetensors``, ``optimizer.safetensors`` and ``trainer.json``.
+Every file is written atomically (temporary file + ``os.replace``) and ``trainer.json`` last, with
+the step recorded in each file, so a run killed mid-write leaves either the previous consistent
+checkpoint or a mismatch that :func:`load_training_state` reports. Nothing is unpickled: weights are
+safetensors and everything else is JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from .models.recurrent import RecurrentConfig, RecurrentModel
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupt or inconsistent."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then atomically move the result to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def w(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, w)
+
+
+def _tensors(sd: dict) -> dict:
+    return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+
+
+def save_model(path, model: RecurrentModel, metadata: dict | None = None) -> None:
+    meta = {"config": json.dumps(model.config.to_dict()), **{k: str(v) for k, v in (metadata or {}).items()}}
+    atomic_write(Path(path), lambda tmp: save_file(_tensors(model.state_dict()), tmp, metadata=meta))
+
+
+def _open_safetensors(path: Path):
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found (expected a .safetensors checkpoint)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return meta, load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
+
+
+def resolve_model_file(path) -> Path:
+    p = Path(path)
+    return p / "model.safetensors" if p.is_dir() else p
+
+
+def load_model(path, map_location="cpu") -> RecurrentModel:
+    """Rebuild a model from a checkpoint folder or ``.safetensors`` file (config read from metadata)."""
+    path = resolve_model_file(path)
+    meta, tensors = _open_safetensors(path)
+    if "config" not in meta:
+        raise CheckpointError(f"{path}: no model config in the safetensors metadata (not a convrnn checkpoint?)")
+    try:
+        config = RecurrentConfig.from_dict(json.loads(meta["config"]))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: bad model config in metadata: {e}") from None
+    model = RecurrentModel(config)
+    _load_state(model, tensors, path)
+    return model.to(map_location)
+
+
+def _load_state(model, tensors, path):
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+
+def load_pretrained(model: RecurrentModel, name: str) -> RecurrentModel:
+    path = PRETRAINED_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+        raise ValueError(f"no bundled weights for model {name!r}; bundled: {', '.join(available) or 'none'}")
+    meta, tensors = _open_safetensors(path)
+    if json.loads(meta.get("config", "{}")) != model.config.to_dict():
+        raise ValueError(f"pretrained {name!r} was trained with config {meta.get('config')}; "
+                         "create it without overrides")
+    _load_state(model, tensors, path)
+    return model
+
+
+# ---- optimizer state as safetensors + JSON ------------------------------------------------------
+
+def _flatten_optimizer(sd: dict) -> tuple[dict, dict]:
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
+    state: dict = {}
+    for key, v in list(tensors.items()) + list(meta["scalars"].items()):
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_training_state(ckpt_dir, model, optimizer, trainer: dict) -> None:
+    """Write model, optimizer and ``trainer`` (JSON-able dict with at least ``step``) atomically."""
+    ckpt_dir = Path(ckpt_dir)
+    step = str(trainer["step"])
+    save_model(ckpt_dir / "model.safetensors", model, {"step": step})
+    tensors, ometa = _flatten_optimizer(optimizer.state_dict())
+    atomic_write(ckpt_dir / "optimizer.safetensors",
+                 lambda tmp: save_file(_tensors(tensors), tmp, metadata={"step": step, "json": json.dumps(ometa)}))
+    atomic_write_text(ckpt_dir / "trainer.json", json.dumps(trainer, indent=1))
+
+
+def load_training_state(ckpt_dir, model, optimizer) -> dict:
+    ckpt_dir = Path(ckpt_dir)
+    tpath = ckpt_dir / "trainer.json"
+    try:
+        trainer = json.loads(tpath.read_text())
+        step = str(trainer["step"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{tpath}: not found; nothing to resume in {ckpt_dir}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{tpath}: corrupt training state ({e})") from None
+    mmeta, mtensors = _open_safetensors(ckpt_dir / "model.safetensors")
+    ometa, otensors = _open_safetensors(ckpt_dir / "optimizer.safetensors")
+    if mmeta.get("step") != step or ometa.get("step") != step:
+        raise CheckpointError(f"{ckpt_dir}: files are from different steps (trainer {step}, model "
+                              f"{mmeta.get('step')}, optimizer {ometa.get('step')}); the run was killed mid-save")
+    _load_state(model, mtensors, ckpt_dir / "model.safetensors")
+    try:
+        optimizer.load_state_dict(_unflatten_optimizer(otensors, json.loads(ometa["json"])))
+    except (KeyError, ValueError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{ckpt_dir / 'optimizer.safetensors'}: optimizer state does not fit ({e})") from None
+    return trainer

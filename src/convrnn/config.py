@@ -1,0 +1,115 @@
+"""Training configuration as a plain dataclass, read from YAML with ``key=value`` overrides."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import check_keys
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainConfig:
+    # what
+    task: str = "mazes"
+    model: str = "adrnn_mazes"
+    model_kwargs: dict = field(default_factory=dict)
+    # data
+    train_size: int = 9            # maze size N (mazes) or contour length (pathfinder)
+    n_train: int = 4000
+    n_val: int = 500
+    val_size: int | None = None    # difficulty for validation (default: train_size)
+    data: str | None = None        # a data file/folder instead of generating
+    data_kwargs: dict = field(default_factory=dict)   # task-specific generator options
+    seed: int = 0
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 2e-4
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"       # cosine | constant
+    clip: float = 1.0
+    recurrent_lr_scale: float = 1.0
+    # recurrence and loss
+    steps: int = 20
+    loss: str = "progressive"      # final | progressive | act | ponder
+    alpha: float = 0.01            # progressive-loss weight
+    tau: float = 1e-3              # ACT ponder-cost weight
+    act_eps: float = 0.01
+    lambda_p: float = 0.2          # PonderNet prior
+    beta: float = 0.01             # PonderNet KL weight
+    tbptt: int | None = None
+    path_weight: float = 1.0       # mazes: extra weight of path pixels in the loss
+    # runtime
+    device: str = "auto"           # auto | cpu | cuda
+    amp: str = "none"              # none | bf16
+    channels_last: bool = True
+    compile: bool = False
+    num_threads: int | None = None
+    out_dir: str = "runs/mazes"
+    ckpt_every: int = 200          # optimizer steps
+    log_every: int = 20
+    eval_every: int = 1            # epochs
+    tensorboard: bool = False
+    stop_after_steps: int | None = None   # testing aid: exit abruptly after this many steps
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        check_keys("training config", d, [f.name for f in dataclasses.fields(cls)])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        choices = {"loss": ("final", "progressive", "act", "ponder"), "amp": ("none", "bf16"),
+                   "schedule": ("cosine", "constant"), "device": ("auto", "cpu", "cuda")}
+        for k, allowed in choices.items():
+            if getattr(self, k) not in allowed:
+                raise ValueError(f"training config: {k} must be one of {', '.join(allowed)}, got {getattr(self, k)!r}")
+        for k in ("epochs", "batch_size", "steps", "n_train", "ckpt_every", "log_every"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"training config: {k} must be a positive int, got {v!r}")
+
+
+def _parse_value(text: str):
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML file (a path, or the name of a bundled config) and apply ``key=value`` overrides;
+    dotted keys reach into dicts (``model_kwargs.width=32``)."""
+    data: dict = {}
+    if path:
+        p = Path(path)
+        if not p.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
+            p = CONFIG_DIR / f"{path}.yaml"
+        if not p.exists():
+            bundled = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")))
+            raise FileNotFoundError(f"config {path!r} not found (a YAML path or a bundled config: {bundled})")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        target = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"override {item!r}: {part!r} is not a mapping")
+        target[leaf] = _parse_value(value)
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,77 @@
+"""Evaluation over difficulty levels: accuracy with adaptive halting, steps used, and
+accuracy-vs-step curves, written as JSON (schema ``convrnn.eval/1``) plus PNG plots."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write_text
+from .halting import get_policy
+
+SCHEMA = "convrnn.eval/1"
+
+
+@torch.no_grad()
+def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size: int = 32, device="cpu",
+                   curve: bool = True) -> dict:
+    """One difficulty level: halted accuracy, steps per sample, ms per sample, and the accuracy of the
+    fixed-step output after every step 1..max_steps (``curve``)."""
+    model.eval()
+    correct, steps, elapsed = [], [], 0.0
+    curve_hits = np.zeros(max_steps)
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        if device != "cpu" and torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = model(xb, steps=max_steps, halting=get_policy(halting) if isinstance(halting, str) else halting)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        elapsed += time.perf_counter() - t
+        correct.append(task.correct(out.output, yb, xb).cpu())
+        steps.append(out.steps.cpu())
+        if curve:
+            def on_step(n, idx, yn):
+                curve_hits[n - 1] += int(task.correct(yn, yb[idx], xb[idx]).sum())
+            model(xb, steps=max_steps, halting="fixed", on_step=on_step)
+    correct, steps = torch.cat(correct), torch.cat(steps).float()
+    n = len(x)
+    res = {"n": n, "accuracy": correct.float().mean().item(), "mean_steps": steps.mean().item(),
+           "median_steps": steps.median().item(), "ms_per_sample": 1000 * elapsed / n,
+           "steps_hist": np.bincount(steps.long().numpy(), minlength=max_steps + 1)[1:].tolist()}
+    if curve:
+        res["curve"] = (curve_hits / n).tolist()
+        res["best_fixed_steps"] = int(np.argmax(curve_hits)) + 1
+        res["best_fixed_accuracy"] = float(curve_hits.max() / n)
+    return res
+
+
+def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", seed: int = 12345,
+             batch_size: int = 32, device="cpu", data: str | None = None, curve: bool = True,
+             progress: bool = True) -> dict:
+    results = {}
+    for level in tqdm(levels, desc="eval", disable=not progress):
+        x, y = task.eval_data(level, n, seed, data)
+        m = max_steps[level] if isinstance(max_steps, dict) else max_steps
+        results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve)
+    halting_name = halting if isinstance(halting, str) else type(halting).__name__.lower()
+    return {"schema": SCHEMA, "task": task.name, "halting": halting_name, "seed": seed,
+            "levels": results}
+
+
+def write_report(result: dict, out_dir, model=None, task=None, examples_level=None, device="cpu") -> list[Path]:
+    """Write ``eval.json`` and the plots into ``out_dir``; return the written paths."""
+    from .analysis import plots
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=1))
+    paths = [out_dir / "eval.json"]
+    paths += plots.plot_eval(result, out_dir)
+    if model is not None and task is not None and hasattr(task, "plot_examples"):
+        paths.append(task.plot_examples(model, result, out_dir / "examples.png", level=examples_level, device=device))
+    return paths

@@ -1,0 +1,213 @@
+"""One readable training loop (nanoGPT-style) for every task.
+
+``train(cfg)`` generates or loads the task's data, builds the model from the registry, and
+optimises one of the objectives in :mod:`convrnn.losses`. Data order and the progressive loss's
+random draws are functions of ``(seed, step)`` only, so a run resumed from a checkpoint continues
+to the same result as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_model, save_training_state
+from .config import TrainConfig
+from .halting import ACT, PonderNet
+from .losses import act_loss, pondernet_loss, progressive_loss
+from .registry import create_model
+from .tasks import get_task
+
+CSV_FIELDS = ["step", "epoch", "loss", "lr", "val_acc", "val_steps", "seconds"]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if warm > 0 and step < warm:
+        return (step + 1) / warm
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = (step - warm) / max(1.0, total - warm)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def compute_loss(cfg: TrainConfig, model, x, y, crit, step: int):
+    if cfg.loss == "final":
+        return crit(model(x, steps=cfg.steps, tbptt=cfg.tbptt).output, y)
+    if cfg.loss == "progressive":
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        return progressive_loss(model, x, y, cfg.steps, cfg.alpha, crit, generator=g)[0]
+    if cfg.loss == "act":
+        return act_loss(model(x, steps=cfg.steps, halting=ACT(cfg.act_eps), tbptt=cfg.tbptt), y, cfg.tau, crit)
+    out = model(x, steps=cfg.steps, halting=PonderNet(), return_steps=True, shrink=False, tbptt=cfg.tbptt)
+    return pondernet_loss(out, y, cfg.lambda_p, cfg.beta, crit)
+
+
+@torch.no_grad()
+def validate(cfg, task, model, x, y, device, batch_size=None) -> tuple[float, float]:
+    """Accuracy and mean steps on (x, y), with ACT when the model is trained for it, else fixed steps."""
+    model.eval()
+    halting = ACT(cfg.act_eps) if cfg.loss == "act" else ("ponder" if cfg.loss == "ponder" else None)
+    correct, steps = [], []
+    bs = batch_size or cfg.batch_size * 2
+    for i in range(0, len(x), bs):
+        xb, yb = x[i:i + bs].to(device), y[i:i + bs].to(device)
+        if cfg.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(cfg, device):
+            out = model(xb, steps=cfg.steps, halting=halting)
+        correct.append(task.correct(out.output, yb, xb).cpu())
+        steps.append(out.steps.float().cpu())
+    model.train()
+    return torch.cat(correct).float().mean().item(), torch.cat(steps).mean().item()
+
+
+def autocast(cfg, device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
+
+
+def _read_csv(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = pick_device(cfg.device)
+    task = get_task(cfg.task)
+    out_dir = Path(cfg.out_dir)
+    ckpt_dir = out_dir / "checkpoint"
+    if not resume and (ckpt_dir / "trainer.json").exists():
+        raise ValueError(f"{ckpt_dir} already holds a checkpoint: pass --resume to continue it, or choose another "
+                         "out_dir")
+    (x_train, y_train), (x_val, y_val) = task.datasets(cfg)
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **cfg.model_kwargs).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    cell_ids = {id(p) for p in model.cell.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in cell_ids], "lr": cfg.lr},
+              {"params": list(model.cell.parameters()), "lr": cfg.lr * cfg.recurrent_lr_scale}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    if cfg.compile:
+        model.cell.compile()   # in place: state-dict keys stay the same
+
+    n = len(x_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    start, elapsed = 0, 0.0
+    if resume:
+        trainer = load_training_state(ckpt_dir, model, opt)
+        if trainer.get("config") != _resumable(cfg):
+            raise CheckpointError(f"{ckpt_dir}: the checkpoint was made with a different config; resume with the same one")
+        start, elapsed = trainer["step"], trainer.get("seconds", 0.0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+    csv_path = out_dir / "metrics.csv"
+    rows = _read_csv(csv_path, start) if resume else []
+    writer = _tensorboard(cfg, out_dir)
+
+    def save(step):
+        atomic_write_text(csv_path, _csv_text(rows))
+        save_training_state(ckpt_dir, model, opt, {"step": step, "seconds": elapsed + time.perf_counter() - t0,
+                                                   "config": _resumable(cfg)})
+
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=start, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    crit_cache = None
+    for step in range(start, total):
+        epoch, i = divmod(step, steps_per_epoch)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        x, y = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        factor = lr_factor(cfg, step, total, steps_per_epoch)
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * factor
+        crit_cache = task.criterion(x, cfg)
+        with autocast(cfg, device):
+            loss = compute_loss(cfg, model, x, y, crit_cache, step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or enable clip")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
+        done = step + 1
+        end_of_epoch = done % steps_per_epoch == 0
+        if done % cfg.log_every == 0 or end_of_epoch:
+            row = {"step": done, "epoch": epoch, "loss": f"{loss.item():.6f}", "lr": f"{opt.param_groups[0]['lr']:.3e}",
+                   "val_acc": "", "val_steps": "", "seconds": f"{elapsed + time.perf_counter() - t0:.1f}"}
+            if end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total):
+                acc, st = validate(cfg, task, model, x_val, y_val, device)
+                row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}")
+                bar.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val acc {acc:.4f}  steps {st:.2f}")
+            rows.append(row)
+            if writer:
+                writer.add_scalar("train/loss", loss.item(), done)
+                if row["val_acc"]:
+                    writer.add_scalar("val/acc", float(row["val_acc"]), done)
+                    writer.add_scalar("val/steps", float(row["val_steps"]), done)
+        if done % cfg.ckpt_every == 0 or end_of_epoch:
+            save(done)
+        if cfg.stop_after_steps is not None and done >= cfg.stop_after_steps:
+            bar.close()
+            os._exit(3)   # simulate a kill (tests): no cleanup, no final save
+    bar.close()
+    save(total)
+    save_model(out_dir / "model.safetensors", model, {"step": str(total)})
+    if writer:
+        writer.close()
+    last = next((r for r in reversed(rows) if r["val_acc"]), {})
+    return {"steps": total, "val_acc": float(last.get("val_acc", "nan") or "nan"),
+            "val_steps": float(last.get("val_steps", "nan") or "nan"), "out_dir": str(out_dir)}
+
+
+def _resumable(cfg: TrainConfig) -> dict:
+    d = cfg.to_dict()
+    for k in ("stop_after_steps", "num_threads", "device", "tensorboard", "out_dir"):
+        d.pop(k)
+    return d
+
+
+def _csv_text(rows: list[dict]) -> str:
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _tensorboard(cfg, out_dir):
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("tensorboard=true needs the tensorboard package: pip install 'convrnn[tensorboard]'") from None
+    return SummaryWriter(str(out_dir / "tb"))
