@@ -50,6 +50,8 @@ def _levels(text: str) -> list[int]:
 def cmd_eval(args) -> int:
     import json
 
+    import torch
+
     from .checkpoint import load_model
     from .evaluate import evaluate, write_report
     from .tasks import get_task
@@ -61,11 +63,14 @@ def cmd_eval(args) -> int:
     else:
         model = load_model(args.checkpoint)
     model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
     task = get_task(args.task)
     levels = _levels(args.sizes if args.task == "mazes" else args.lengths)
     max_steps = args.max_steps or model.config.steps * 4
     result = evaluate(model, task, levels, args.n, max_steps, args.halting, seed=args.seed,
-                      batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves)
+                      batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves,
+                      amp=args.amp)
     result["checkpoint"] = str(args.checkpoint)
     paths = write_report(result, args.out, model, task, device=str(device))
     print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'ms/sample':>10}")
@@ -125,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="auto")
+    e.add_argument("--amp", default="none", choices=["none", "bf16"], help="bf16 autocast (GPU)")
     e.add_argument("--out", default="eval-out")
     e.add_argument("--no-curves", action="store_true", help="skip accuracy-vs-step curves (faster)")
     e.add_argument("--json", action="store_true", help="also print the JSON result")

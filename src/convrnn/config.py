@@ -45,6 +45,7 @@ class TrainConfig:
     beta: float = 0.01             # PonderNet KL weight
     tbptt: int | None = None
     path_weight: float = 1.0       # mazes: extra weight of path pixels in the loss
+    wall_weight: float = 0.1       # mazes: weight of wall pixels (small but > 0, so outputs there are confident)
     # runtime
     device: str = "auto"           # auto | cpu | cuda
     amp: str = "none"              # none | bf16
@@ -56,6 +57,7 @@ class TrainConfig:
     log_every: int = 20
     eval_every: int = 1            # epochs
     tensorboard: bool = False
+    time_limit: float | None = None       # seconds: end early and anneal the lr by wall time (not bit-reproducible)
     stop_after_steps: int | None = None   # testing aid: exit abruptly after this many steps
 
     @classmethod

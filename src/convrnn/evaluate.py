@@ -18,7 +18,7 @@ SCHEMA = "convrnn.eval/1"
 
 @torch.no_grad()
 def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size: int = 32, device="cpu",
-                   curve: bool = True) -> dict:
+                   curve: bool = True, amp: str = "none") -> dict:
     """One difficulty level: halted accuracy, steps per sample, ms per sample, and the accuracy of the
     fixed-step output after every step 1..max_steps (``curve``)."""
     model.eval()
@@ -26,10 +26,12 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
     curve_hits = np.zeros(max_steps)
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        if device != "cpu" and torch.device(device).type == "cuda":
+        if torch.device(device).type == "cuda":
+            xb = xb.contiguous(memory_format=torch.channels_last)
             torch.cuda.synchronize()
         t = time.perf_counter()
-        out = model(xb, steps=max_steps, halting=get_policy(halting) if isinstance(halting, str) else halting)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            out = model(xb, steps=max_steps, halting=get_policy(halting) if isinstance(halting, str) else halting)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - t
@@ -38,7 +40,8 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
         if curve:
             def on_step(n, idx, yn):
                 curve_hits[n - 1] += int(task.correct(yn, yb[idx], xb[idx]).sum())
-            model(xb, steps=max_steps, halting="fixed", on_step=on_step)
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+                model(xb, steps=max_steps, halting="fixed", on_step=on_step)
     correct, steps = torch.cat(correct), torch.cat(steps).float()
     n = len(x)
     res = {"n": n, "accuracy": correct.float().mean().item(), "mean_steps": steps.mean().item(),
@@ -53,15 +56,15 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
 
 def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", seed: int = 12345,
              batch_size: int = 32, device="cpu", data: str | None = None, curve: bool = True,
-             progress: bool = True) -> dict:
+             progress: bool = True, amp: str = "none") -> dict:
     results = {}
     for level in tqdm(levels, desc="eval", disable=not progress):
         x, y = task.eval_data(level, n, seed, data)
         m = max_steps[level] if isinstance(max_steps, dict) else max_steps
-        results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve)
+        results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp)
     halting_name = halting if isinstance(halting, str) else type(halting).__name__.lower()
     return {"schema": SCHEMA, "task": task.name, "halting": halting_name, "seed": seed,
-            "levels": results}
+            "max_steps": max_steps, "amp": amp, "levels": results}
 
 
 def write_report(result: dict, out_dir, model=None, task=None, examples_level=None, device="cpu") -> list[Path]:

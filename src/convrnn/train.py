@@ -35,13 +35,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int) -> float:
+def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, seconds: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 0 at the last step (or at ``time_limit`` if that comes first)."""
     warm = cfg.warmup_epochs * steps_per_epoch
+    if cfg.time_limit:
+        warm = min(warm, 0.1 * total)
     if warm > 0 and step < warm:
         return (step + 1) / warm
     if cfg.schedule == "constant":
         return 1.0
     progress = (step - warm) / max(1.0, total - warm)
+    if cfg.time_limit:
+        progress = max(progress, seconds / cfg.time_limit)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -98,6 +103,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raise ValueError(f"{ckpt_dir} already holds a checkpoint: pass --resume to continue it, or choose another "
                          "out_dir")
     (x_train, y_train), (x_val, y_val) = task.datasets(cfg)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        x_train, y_train = x_train.to(device), y_train.to(device)
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
@@ -138,11 +147,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     for step in range(start, total):
         epoch, i = divmod(step, steps_per_epoch)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size].to(x_train.device)
         x, y = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        factor = lr_factor(cfg, step, total, steps_per_epoch)
+        seconds = elapsed + time.perf_counter() - t0
+        factor = lr_factor(cfg, step, total, steps_per_epoch, seconds)
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * factor
         crit_cache = task.criterion(x, cfg)
@@ -159,10 +169,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         bar.set_postfix(loss=f"{loss.item():.4f}", epoch=epoch)
         done = step + 1
         end_of_epoch = done % steps_per_epoch == 0
+        out_of_time = bool(cfg.time_limit) and elapsed + time.perf_counter() - t0 >= cfg.time_limit
+        end_of_epoch = end_of_epoch or out_of_time
         if done % cfg.log_every == 0 or end_of_epoch:
             row = {"step": done, "epoch": epoch, "loss": f"{loss.item():.6f}", "lr": f"{opt.param_groups[0]['lr']:.3e}",
                    "val_acc": "", "val_steps": "", "seconds": f"{elapsed + time.perf_counter() - t0:.1f}"}
-            if end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total):
+            if end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total or out_of_time):
                 acc, st = validate(cfg, task, model, x_val, y_val, device)
                 row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}")
                 bar.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val acc {acc:.4f}  steps {st:.2f}")
@@ -177,6 +189,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         if cfg.stop_after_steps is not None and done >= cfg.stop_after_steps:
             bar.close()
             os._exit(3)   # simulate a kill (tests): no cleanup, no final save
+        if out_of_time:
+            bar.write(f"time limit of {cfg.time_limit:.0f} s reached after {done} of {total} steps")
+            total = done
+            break
     bar.close()
     save(total)
     save_model(out_dir / "model.safetensors", model, {"step": str(total)})

@@ -691,12 +691,16 @@ class MazeTask:
         return (x.amax(1) > 0).to(x.dtype)
 
     def criterion(self, x, cfg):
+        """Cross-entropy weighted per pixel: open pixels 1, path pixels ``path_weight``, walls
+        ``wall_weight`` (DeepThinking masks walls out entirely, i.e. ``wall_weight=0``; a small weight
+        keeps the output on walls confident, which confidence-based halting relies on)."""
         from ..losses import cross_entropy
-        mask = self.open_mask(x).float()
+        open_ = self.open_mask(x).float()
+        base = open_ + float(cfg.wall_weight) * (1 - open_)
         pw = float(cfg.path_weight)
 
         def crit(logits, target, reduce=True):
-            w = mask if pw == 1.0 else mask * (1 + (pw - 1) * target.float())
+            w = base if pw == 1.0 else base * (1 + (pw - 1) * target.float())
             return cross_entropy(logits, target, reduce=reduce, weight_mask=w)
         return crit
 
