@@ -6,7 +6,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 MPLBACKEND=Agg
-OUT=${OUT:?set OUT}
+FINAL=${OUT:?set OUT}
+OUT=${WORK:-/tmp/convrnn-gpu-run}   # work here; one archive is copied to $FINAL at the end
+rm -rf "$OUT"
 T=${TRAIN_SECONDS:-270}
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
@@ -34,7 +36,7 @@ train mazes_dtnet_w64 src/convrnn/configs/mazes_dtnet_gpu.yaml model_kwargs.widt
   n_train=100000 epochs=200 lr=0.002 warmup_epochs=1 path_weight=2.0 alpha=0.1 log_every=100 &
 # full-size DeepThinking recipe (width 128), as many epochs as the budget allows
 train mazes_dtnet_w128 src/convrnn/configs/mazes_dtnet_gpu.yaml batch_size=128 n_train=100000 epochs=200 \
-  lr=0.002 warmup_epochs=1 log_every=100 &
+  lr=0.001 clip=1.0 warmup_epochs=1 log_every=100 &
 # AdRNN: ACT halting
 train mazes_adrnn_w64 src/convrnn/configs/mazes_adrnn.yaml batch_size=128 n_train=100000 epochs=200 \
   lr=0.002 warmup_epochs=1 log_every=100 &
@@ -54,5 +56,6 @@ ev mazes_dtnet_w64 convergence convergence $EVAL --no-curves &
 ev mazes_dtnet_w128 201 confidence $EVAL_BIG &
 ev mazes_dtnet_w64 201 confidence $EVAL_BIG &
 wait
-rm -rf "$OUT"/*/checkpoint/optimizer.safetensors
+rm -rf "$OUT"/*/checkpoint
+mkdir -p "$FINAL" && tar czf "$FINAL/results.tar.gz" -C "$OUT" . && cp "$OUT"/*.log "$OUT"/status.txt "$FINAL"/ 2>/dev/null
 tail -n 3 "$OUT"/*.log
