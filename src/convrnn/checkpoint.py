@@ -82,16 +82,18 @@ def load_model(path, map_location="cpu") -> RecurrentModel:
     if "config" not in meta:
         raise CheckpointError(f"{path}: no model config in the safetensors metadata (not a convrnn checkpoint?)")
     try:
-        config = RecurrentConfig.from_dict(json.loads(meta["config"]))
+        model = RecurrentModel(RecurrentConfig.from_dict(json.loads(meta["config"])))
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: bad model config in metadata: {e}") from None
-    model = RecurrentModel(config)
     _load_state(model, tensors, path)
     return model.to(map_location)
 
 
 def _load_state(model, tensors, path):
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model: {str(e).splitlines()[0]}") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
@@ -139,6 +141,19 @@ def save_training_state(ckpt_dir, model, optimizer, trainer: dict) -> None:
     atomic_write(ckpt_dir / "optimizer.safetensors",
                  lambda tmp: save_file(_tensors(tensors), tmp, metadata={"step": step, "json": json.dumps(ometa)}))
     atomic_write_text(ckpt_dir / "trainer.json", json.dumps(trainer, indent=1))
+
+
+def read_trainer(ckpt_dir) -> dict:
+    """The JSON training state of a checkpoint folder (without loading any weights)."""
+    tpath = Path(ckpt_dir) / "trainer.json"
+    try:
+        trainer = json.loads(tpath.read_text())
+        int(trainer["step"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{tpath}: not found; nothing to resume in {ckpt_dir}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{tpath}: corrupt training state ({e})") from None
+    return trainer
 
 
 def load_training_state(ckpt_dir, model, optimizer) -> dict:

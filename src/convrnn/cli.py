@@ -56,6 +56,9 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate, write_report
     from .tasks import get_task
     from .train import pick_device
+    from .halting import get_policy
+    get_policy(args.halting)
+    levels = _levels(args.sizes if args.task == "mazes" else args.lengths)
     device = pick_device(args.device)
     if args.checkpoint in _bundled_names():
         import convrnn
@@ -66,11 +69,10 @@ def cmd_eval(args) -> int:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     task = get_task(args.task)
-    levels = _levels(args.sizes if args.task == "mazes" else args.lengths)
     max_steps = args.max_steps or model.config.steps * 4
     result = evaluate(model, task, levels, args.n, max_steps, args.halting, seed=args.seed,
                       batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves,
-                      amp=args.amp)
+                      amp=args.amp, progress=not args.no_progress)
     result["checkpoint"] = str(args.checkpoint)
     paths = write_report(result, args.out, model, task, device=str(device))
     print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'ms/sample':>10}")
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="eval-out")
     e.add_argument("--no-curves", action="store_true", help="skip accuracy-vs-step curves (faster)")
     e.add_argument("--json", action="store_true", help="also print the JSON result")
+    e.add_argument("--no-progress", action="store_true")
     e.set_defaults(fn=cmd_eval)
     return p
 
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:  # user errors: one line
+    except (ValueError, TypeError, OSError, FloatingPointError) as e:  # user errors: one line, no traceback
         print(f"convrnn {args.command}: error: {e}", file=sys.stderr)
         return 2
 

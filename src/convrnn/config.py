@@ -71,6 +71,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("float", "float | None") and v is not None and not isinstance(v, bool):
+                try:
+                    setattr(self, f.name, float(v))
+                except (TypeError, ValueError):
+                    raise ValueError(f"training config: {f.name} must be a number, got {v!r}") from None
         choices = {"loss": ("final", "progressive", "act", "ponder"), "amp": ("none", "bf16"),
                    "schedule": ("cosine", "constant"), "device": ("auto", "cpu", "cuda")}
         for k, allowed in choices.items():

@@ -58,13 +58,13 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
              batch_size: int = 32, device="cpu", data: str | None = None, curve: bool = True,
              progress: bool = True, amp: str = "none") -> dict:
     results = {}
-    for level in tqdm(levels, desc="eval", disable=not progress):
+    for level in tqdm(levels, desc="eval", disable=None if progress else True):
         x, y = task.eval_data(level, n, seed, data)
         m = max_steps[level] if isinstance(max_steps, dict) else max_steps
         results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp)
     halting_name = halting if isinstance(halting, str) else type(halting).__name__.lower()
     return {"schema": SCHEMA, "task": task.name, "halting": halting_name, "seed": seed,
-            "max_steps": max_steps, "amp": amp, "levels": results}
+            "max_steps": max_steps, "amp": amp, "data": data, "levels": results}
 
 
 def write_report(result: dict, out_dir, model=None, task=None, examples_level=None, device="cpu") -> list[Path]:

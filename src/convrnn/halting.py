@@ -17,6 +17,9 @@ and the model returns ``y = Σ_n p_n y_n`` with ``Σ_n p_n = 1`` per sample:
   least confident pixel decides).
 * :class:`Convergence` — inference only: halt once the state stops changing,
   ``‖s_n - s_{n-1}‖ / ‖s_{n-1}‖ < tol``.
+* :class:`StableOutput` — inference only: halt once the predicted labels (argmax over dim 1) have
+  not changed for ``patience`` consecutive steps. Models whose state keeps drifting or cycling
+  while the answer is settled (DT-nets on mazes often end in a 2-cycle) still halt.
 
 The loop itself lives in :func:`run_recurrence`; at inference halted samples leave the batch, so
 compute really drops as samples halt.
@@ -163,8 +166,35 @@ class Convergence(HaltingPolicy):
         return (halt & ~done).float(), halt | done
 
 
+class StableOutput(HaltingPolicy):
+    def __init__(self, patience: int = 5, min_steps: int = 1):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"StableOutput: patience must be a positive int, got {patience!r}")
+        self.patience, self.min_steps = patience, min_steps
+
+    def start(self, batch, max_steps, device):
+        super().start(batch, max_steps, device)
+        self.prev = None
+        self.count = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        pred = y.argmax(1)
+        if self.prev is None:
+            self.prev = pred.new_zeros((len(self.count),) + tuple(pred.shape[1:]))
+            same = torch.zeros(len(idx), dtype=torch.bool, device=pred.device)
+        else:
+            same = (pred == self.prev[idx]).flatten(1).all(1) if pred.dim() > 1 else pred == self.prev[idx]
+        self.prev[idx] = pred
+        count = torch.where(same, self.count[idx] + 1, torch.zeros_like(self.count[idx]))
+        self.count[idx] = count
+        halt = (count >= self.patience) & (n >= self.min_steps)
+        if n == self.max_steps:
+            halt = torch.ones_like(halt)
+        return (halt & ~done).float(), halt | done
+
+
 POLICIES = {"fixed": Fixed, "act": ACT, "ponder": PonderNet, "pondernet": PonderNet,
-            "confidence": Confidence, "convergence": Convergence}
+            "confidence": Confidence, "convergence": Convergence, "stable": StableOutput}
 
 
 def get_policy(halting) -> HaltingPolicy:

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, atomic_write_text, load_training_state, save_model, save_training_state
+from .checkpoint import (CheckpointError, atomic_write_text, load_training_state, read_trainer, save_model,
+                         save_training_state)
 from .config import TrainConfig
 from .halting import ACT, PonderNet
 from .losses import act_loss, pondernet_loss, progressive_loss
@@ -102,6 +103,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if not resume and (ckpt_dir / "trainer.json").exists():
         raise ValueError(f"{ckpt_dir} already holds a checkpoint: pass --resume to continue it, or choose another "
                          "out_dir")
+    if resume and read_trainer(ckpt_dir).get("config") != _resumable(cfg):
+        raise CheckpointError(f"{ckpt_dir}: the checkpoint was made with a different config; resume with the same one")
     (x_train, y_train), (x_val, y_val) = task.datasets(cfg)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -126,8 +129,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     start, elapsed = 0, 0.0
     if resume:
         trainer = load_training_state(ckpt_dir, model, opt)
-        if trainer.get("config") != _resumable(cfg):
-            raise CheckpointError(f"{ckpt_dir}: the checkpoint was made with a different config; resume with the same one")
         start, elapsed = trainer["step"], trainer.get("seconds", 0.0)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
@@ -142,7 +143,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(total=total, initial=start, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start, disable=None if progress else True, desc="train", unit="step",
+               dynamic_ncols=True)
+    say = bar.write if progress else (lambda msg: None)
     crit_cache = None
     for step in range(start, total):
         epoch, i = divmod(step, steps_per_epoch)
@@ -177,7 +180,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             if end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total or out_of_time):
                 acc, st = validate(cfg, task, model, x_val, y_val, device)
                 row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}")
-                bar.write(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val acc {acc:.4f}  steps {st:.2f}")
+                say(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val acc {acc:.4f}  steps {st:.2f}")
             rows.append(row)
             if writer:
                 writer.add_scalar("train/loss", loss.item(), done)
@@ -190,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             bar.close()
             os._exit(3)   # simulate a kill (tests): no cleanup, no final save
         if out_of_time:
-            bar.write(f"time limit of {cfg.time_limit:.0f} s reached after {done} of {total} steps")
+            say(f"time limit of {cfg.time_limit:.0f} s reached after {done} of {total} steps")
             total = done
             break
     bar.close()

@@ -27,7 +27,8 @@ def plot_eval(result: dict, out_dir: Path) -> list[Path]:
             c = levels[k]["curve"]
             ax.plot(range(1, len(c) + 1), [100 * v for v in c], label=f"{k}")
             ax.axvline(levels[k]["mean_steps"], color=ax.lines[-1].get_color(), ls=":", lw=1)
-        ax.set_xlabel("test iterations (fixed)")
+        anytime = result.get("curve_kind") == "anytime"
+        ax.set_xlabel("iterations" + (" (halted samples keep their answer)" if anytime else " (fixed count)"))
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(-2, 102)
         ax.set_title("Accuracy vs iterations (dotted: mean steps with halting)")

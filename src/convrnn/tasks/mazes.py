@@ -727,7 +727,7 @@ class MazeTask:
         levels = list(result["levels"])
         level = str(level or levels[-1])
         lv = result["levels"][level]
-        x, y = self.eval_data(level, n_examples, result["seed"])
+        x, y = self.eval_data(level, n_examples, result["seed"], result.get("data"))
         x = x.to(device)
         max_steps = len(lv.get("curve", [])) or max(1, int(round(lv["mean_steps"] * 2)))
         shown = sorted({1, max(1, max_steps // 8), max(1, max_steps // 4), max(1, max_steps // 2), max_steps})
