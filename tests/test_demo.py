@@ -1,0 +1,31 @@
+"""The README's main job, on its quick setting, with the bundled model."""
+import json
+
+import pytest
+import torch
+
+import convrnn
+from convrnn.cli import main
+
+
+def test_quick_demo_solves_mazes_and_thinks_longer_on_bigger_ones(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "demo.json").read_text())
+    levels = result["levels"]
+    assert set(levels) == {"9", "13"}
+    assert levels["9"]["accuracy"] == 1.0 and levels["13"]["accuracy"] == 1.0
+    assert levels["13"]["mean_steps"] > levels["9"]["mean_steps"]
+    assert sum(levels["9"]["steps_hist"]) == levels["9"]["n"]
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "13x13" in page
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "report:" in out
+
+
+def test_bundled_model_loads_offline_and_refuses_overrides():
+    m = convrnn.create_model("dtnet_mazes_w64", pretrained=True)
+    assert m.config.width == 64 and sum(p.numel() for p in m.parameters()) == 243921
+    with pytest.raises(ValueError, match="create it without overrides"):
+        convrnn.create_model("dtnet_mazes_w64", pretrained=True, width=32)
+    fresh = convrnn.create_model("dtnet_mazes_w64")
+    assert not torch.equal(fresh.encoder[0].weight, m.encoder[0].weight)
