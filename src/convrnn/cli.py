@@ -68,13 +68,15 @@ def cmd_eval(args) -> int:
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    task = get_task(args.task)
+    task = get_task(args.task, **_task_options(args))
     max_steps = args.max_steps or model.config.steps * 4
     result = evaluate(model, task, levels, args.n, max_steps, args.halting, seed=args.seed,
                       batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves,
                       amp=args.amp, progress=not args.no_progress)
     result["checkpoint"] = str(args.checkpoint)
     paths = write_report(result, args.out, model, task, device=str(device))
+    if "spearman_steps_vs_level" in result:
+        print(f"Spearman correlation of steps used with difficulty: {result['spearman_steps_vs_level']:.3f}")
     print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'ms/sample':>10}")
     for k, v in result["levels"].items():
         print(f"{k:>6} {100 * v['accuracy']:7.1f} {v['mean_steps']:10.1f} {v['median_steps']:7.0f} "
@@ -83,6 +85,22 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _task_options(args) -> dict:
+    """PathFinder needs its canvas preset: --preset, else the one the run was trained with."""
+    if args.task != "pathfinder":
+        return {}
+    if args.preset:
+        return {"preset": args.preset}
+    from pathlib import Path
+    cfg = Path(args.checkpoint) / "config.json"
+    if cfg.is_file():
+        import json
+        preset = json.loads(cfg.read_text()).get("data_kwargs", {}).get("preset")
+        if preset:
+            return {"preset": preset}
+    return {}
 
 
 def _bundled_names() -> set[str]:
@@ -122,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a checkpoint over difficulty levels (JSON + PNG plots)")
     e.add_argument("checkpoint", help="checkpoint folder, .safetensors file, or a bundled model name")
-    e.add_argument("--task", default="mazes", choices=["mazes"])
+    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder"])
+    e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32)")
     e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
     e.add_argument("--n", type=int, default=100, help="samples per level")

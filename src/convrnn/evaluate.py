@@ -63,8 +63,31 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
         m = max_steps[level] if isinstance(max_steps, dict) else max_steps
         results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp)
     halting_name = halting if isinstance(halting, str) else type(halting).__name__.lower()
+    level_of_sample = np.concatenate([np.full(r["n"], float(k)) for k, r in results.items()])
+    steps_of_sample = np.concatenate([np.repeat(np.arange(1, len(r["steps_hist"]) + 1), r["steps_hist"])
+                                      for r in results.values()])
+    extra = {}
+    if len(results) > 1:
+        extra["spearman_steps_vs_level"] = spearman(level_of_sample, steps_of_sample)
     return {"schema": SCHEMA, "task": task.name, "halting": halting_name, "seed": seed,
-            "max_steps": max_steps, "amp": amp, "data": data, "levels": results}
+            "max_steps": max_steps, "amp": amp, "data": data, **extra, "levels": results}
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation with average ranks for ties (NaN when either side is constant)."""
+    def ranks(v):
+        v = np.asarray(v, dtype=float)
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for val in np.unique(v):          # average the ranks of ties
+            m = v == val
+            r[m] = r[m].mean()
+        return r
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def write_report(result: dict, out_dir, model=None, task=None, examples_level=None, device="cpu") -> list[Path]:

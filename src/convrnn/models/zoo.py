@@ -40,3 +40,32 @@ def dtnet_mazes_w64(**kw):
     ``convrnn train`` on 9x9 mazes for 210 s on one H200 (``pretrained/dtnet_mazes_w64.train.json``);
     use ``pretrained=True`` and ``halting="stable"``."""
     return _build(dict(cell="residual", width=64, head="dense", recall=True, steps=30), kw)
+
+
+# ---- PathFinder classifiers (Veerabadran et al. 2023): the authors' readout, ACT halting -----------
+
+def _pathfinder(cell: str, width: int, cell_kwargs: dict, kw: dict) -> RecurrentModel:
+    return _build(dict(in_channels=1, cell=cell, width=width, cell_kwargs=cell_kwargs, head="maxpool",
+                       out_channels=2, recall=True, steps=12, halt_bias=-3.0), kw)
+
+
+@register_model("adrnn_locrnn_pathfinder")
+def adrnn_locrnn_pathfinder(**kw):
+    """LocRNN (E/I, 7x7 excitatory and 5x5 inhibitory kernels) with 1x1-conv/max-pool/linear readout."""
+    return _pathfinder("locrnn", 32, {}, kw)
+
+
+@register_model("adrnn_convgru_pathfinder")
+def adrnn_convgru_pathfinder(**kw):
+    return _pathfinder("convgru", 32, {"kernel_size": 7}, kw)
+
+
+@register_model("adrnn_hgru_pathfinder")
+def adrnn_hgru_pathfinder(**kw):
+    return _pathfinder("hgru", 24, {"kernel_size": 15, "timesteps": 12}, kw)
+
+
+@register_model("adrnn_resnet_pathfinder")
+def adrnn_resnet_pathfinder(**kw):
+    """Recurrent ResNet: the weight-tied residual block iterated."""
+    return _pathfinder("residual", 32, {}, kw)

@@ -10,11 +10,12 @@ import importlib
 
 from ..errors import unknown_name
 
-TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask"}
+TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask"}
 
 
-def get_task(name: str):
+def get_task(name: str, **options):
+    """The task object ``name``; ``options`` go to its constructor (e.g. ``preset=`` for PathFinder)."""
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)(**options)
