@@ -25,7 +25,13 @@ def cmd_data(args) -> int:
         path = save_mazes(args.out, x, y)
         print(f"wrote {args.n} {args.size}x{args.size} mazes ({x.shape[-1]} px) to {path}")
         return 0
-    raise ValueError(f"unknown data task {args.task!r}")
+    from .tasks.pathfinder import generate_pathfinder, save_pathfinder
+    fmt = args.format or ("npz" if str(args.out).endswith(".npz") else "lra")
+    data = generate_pathfinder(args.n, args.length, args.preset, args.seed, dense=args.dense)
+    save_pathfinder(args.out, data, fmt, batch_size=args.batch_size, length=args.length)
+    print(f"wrote {args.n} images ({int(data['labels'].sum())} positive) of {args.preset} length {args.length} "
+          f"to {args.out} ({fmt})")
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -129,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--algorithm", default="dfs", choices=["dfs", "wilson"])
     m.add_argument("--start-anywhere", action="store_true", help="start cell need not be a dead end")
     m.add_argument("--cycles", type=float, default=0.0, help="percolation: chance to open each remaining wall")
+    pf = gs.add_parser("pathfinder", help="PathFinder contour images (.npz or an LRA-style PNG folder)")
+    pf.add_argument("--length", type=int, default=14, help="contour length in paddles (>= 3)")
+    pf.add_argument("--preset", default="lra32", help="lra32 | lra64 | lra128 | lra256 | classic150")
+    pf.add_argument("-n", "--n", type=int, required=True, help="number of images")
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--out", required=True, help="a .npz file or a folder (LRA layout: imgs/ + metadata/)")
+    pf.add_argument("--format", default=None, choices=["npz", "lra"], help="default: npz for *.npz, else lra")
+    pf.add_argument("--dense", action="store_true", help="also store the dense target (npz only)")
+    pf.add_argument("--batch-size", type=int, default=1000, help="images per LRA batch folder")
     g.set_defaults(fn=cmd_data)
 
     t = sub.add_parser("train", help="train from a YAML config (a path or a bundled config name)")
