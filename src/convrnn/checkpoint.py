@@ -9,15 +9,14 @@ safetensors and everything else is JSON.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from safetensors import safe_open
 
+from .fileio import atomic_write, atomic_write_text
 from .models.recurrent import RecurrentConfig, RecurrentModel
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -27,36 +26,13 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, truncated, corrupt or inconsistent."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then atomically move the result to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    def w(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    atomic_write(path, w)
-
-
 def _tensors(sd: dict) -> dict:
     return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
 
 
 def save_model(path, model: RecurrentModel, metadata: dict | None = None) -> None:
     meta = {"config": json.dumps(model.config.to_dict()), **{k: str(v) for k, v in (metadata or {}).items()}}
-    atomic_write(Path(path), lambda tmp: save_file(_tensors(model.state_dict()), tmp, metadata=meta))
+    atomic_write(path, lambda f: f.write(save(_tensors(model.state_dict()), metadata=meta)))
 
 
 def _open_safetensors(path: Path):
@@ -139,7 +115,7 @@ def save_training_state(ckpt_dir, model, optimizer, trainer: dict) -> None:
     save_model(ckpt_dir / "model.safetensors", model, {"step": step})
     tensors, ometa = _flatten_optimizer(optimizer.state_dict())
     atomic_write(ckpt_dir / "optimizer.safetensors",
-                 lambda tmp: save_file(_tensors(tensors), tmp, metadata={"step": step, "json": json.dumps(ometa)}))
+                 lambda f: f.write(save(_tensors(tensors), metadata={"step": step, "json": json.dumps(ometa)})))
     atomic_write_text(ckpt_dir / "trainer.json", json.dumps(trainer, indent=1))
 
 

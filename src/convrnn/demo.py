@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 import convrnn
 
 from .analysis import plots
-from .checkpoint import atomic_write_text
+from .fileio import atomic_write_text
 from .halting import StableOutput
 from .tasks.mazes import MazeTask
 

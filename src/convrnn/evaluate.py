@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write_text
+from .fileio import atomic_write_text
 from .halting import get_policy
 
 SCHEMA = "convrnn.eval/1"

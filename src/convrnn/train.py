@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import (CheckpointError, atomic_write_text, load_training_state, read_trainer, save_model,
-                         save_training_state)
+from .checkpoint import CheckpointError, load_training_state, read_trainer, save_model, save_training_state
+from .fileio import atomic_write_text
 from .config import TrainConfig
 from .halting import ACT, PonderNet
 from .losses import act_loss, pondernet_loss, progressive_loss

@@ -46,13 +46,17 @@ whose bias (< n / 2**32) is negligible for any maze size here.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+
+from ..fileio import atomic_write as _atomic_write
+from .rng import GOLDEN as _GOLDEN
+from .rng import mix as _mix
+from .rng import randbelow as _randbelow
+from .rng import uniform as _uniform
 
 __all__ = [
     "MazeDataError",
@@ -112,42 +116,6 @@ def _check_size(size) -> None:
 # --------------------------------------------------------------------------------------------
 # numba kernels
 # --------------------------------------------------------------------------------------------
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S32 = np.uint64(32)
-_S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0  # 2**-53
-
-
-@njit(cache=True, inline="always")
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True, inline="always")
-def _next(st):
-    st[0] += _GOLDEN
-    return _mix(st[0])
-
-
-@njit(cache=True, inline="always")
-def _randbelow(st, n):
-    """Uniform integer in [0, n) for 1 <= n < 2**32 (multiply-shift on the high 32 bits)."""
-    x = _next(st) >> _S32
-    return np.int64((x * np.uint64(n)) >> _S32)
-
-
-@njit(cache=True, inline="always")
-def _uniform(st):
-    return np.float64(_next(st) >> _S11) * _INV53
-
 
 @njit(cache=True)
 def _cell_px(k, m, G):
@@ -484,23 +452,6 @@ def generate_mazes(
 # --------------------------------------------------------------------------------------------
 # I/O
 # --------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temp file in the same directory, then os.replace onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _validate(inputs: np.ndarray, solutions: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:

@@ -56,13 +56,16 @@ CLI: ``python -m convrnn.tasks.pathfinder OUT -n 1000 --length 14 --preset lra32
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numba import njit
+
+from ..fileio import atomic_write as _atomic_write
+from .rng import GOLDEN as _GOLDEN
+from .rng import mix as _mix
+from .rng import uniform as _unif
 
 __all__ = [
     "PathfinderDataError",
@@ -172,15 +175,7 @@ PRESETS: dict[str, PathfinderPreset] = {
 # numba kernels
 # --------------------------------------------------------------------------------------------
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _PAIR_SALT = np.uint64(0x5851F42D4C957F2D)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 _DIR_TRIES = 24      # direction draws per paddle before the contour fails
 _A_TRIES = 30        # seeds for target contour A per attempt
@@ -191,19 +186,6 @@ _D_TRIES = 12        # seeds per distractor (a distractor that never fits is lef
 _ATTEMPTS = 40       # whole-image restarts that keep the first marker distance d
 _FALLBACK = 60       # further restarts with d free, before PathfinderGenerationError
 _BIG = 30000
-
-
-@njit(cache=True, inline="always")
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True, inline="always")
-def _unif(st):
-    st[0] += _GOLDEN
-    return np.float64(_mix(st[0]) >> _S11) * _INV53
 
 
 @njit(cache=True, inline="always")
@@ -741,24 +723,6 @@ def distance_only_accuracy(markers: np.ndarray, labels: np.ndarray, *, bins: int
 # --------------------------------------------------------------------------------------------
 # I/O
 # --------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write, fsync: bool = True) -> None:
-    """Write via a temp file in the same directory, then os.replace onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _check_data(data: dict, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:

@@ -1,0 +1,31 @@
+"""Atomic file writes: a killed process leaves either the old file or the new one, never half."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path, write, fsync: bool = True) -> None:
+    """Call ``write(f)`` on a binary temporary file in ``path``'s folder, then ``os.replace`` it onto
+    ``path``. ``fsync=False`` skips the flush to disk (for many small files)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
