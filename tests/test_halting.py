@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convrnn
-from convrnn.halting import ACT, Confidence, Convergence, Fixed, PonderNet, run_recurrence
+from convrnn.halting import ACT, Confidence, Convergence, Fixed, PonderNet, StableOutput, run_recurrence
 from convrnn.losses import act_loss, geometric_log_prior, pondernet_kl, pondernet_loss
 
 
@@ -172,17 +172,18 @@ def median_confidence(model, x, steps):
     return torch.stack([confidence(y) for y in ys]).median().item()
 
 
-@pytest.mark.parametrize("name", ["act", "confidence", "convergence", "ponder", "fixed"])
+@pytest.mark.parametrize("name", ["act", "confidence", "convergence", "ponder", "fixed", "stable"])
 def test_batch_shrinking_matches_unshrunk(name):
     model, x = varied_setup()
     policy = {"act": ACT(0.01), "convergence": Convergence(0.05), "ponder": PonderNet(), "fixed": Fixed(),
+              "stable": StableOutput(2),
               "confidence": Confidence(median_confidence(model, x, 8))}[name]
     with torch.no_grad():
         a = model(x, steps=8, halting=policy, shrink=True)
         b = model(x, steps=8, halting=policy, shrink=False)
     torch.testing.assert_close(a.output, b.output, atol=1e-5, rtol=1e-5)
     assert a.steps.tolist() == b.steps.tolist()
-    if name in ("act", "confidence", "ponder"):
+    if name in ("act", "confidence", "ponder", "stable"):
         assert len(set(a.steps.tolist())) > 1, a.steps  # samples really halt at different steps
 
 

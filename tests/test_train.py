@@ -403,3 +403,43 @@ def test_evaluate_untrained_and_no_curve(tmp_path):
     assert lv["n"] == 3 and sum(lv["steps_hist"]) == 3 and len(lv["steps_hist"]) == 3
     paths = write_report(res, tmp_path)
     assert [p.name for p in paths] == ["eval.json", "steps_vs_difficulty.png"]
+
+
+def test_checkpoint_survives_a_kill_between_the_two_renames(tmp_path):
+    import os
+
+    import convrnn
+    from convrnn.checkpoint import load_training_state, resolve_checkpoint, save_training_state
+    m = convrnn.create_model("convrnn_dense", width=4)
+    opt = torch.optim.AdamW(m.parameters())
+    ck = tmp_path / "checkpoint"
+    save_training_state(ck, m, opt, {"step": 100})
+    assert not (tmp_path / "checkpoint.new").exists() and not (tmp_path / "checkpoint.old").exists()
+    os.replace(ck, tmp_path / "checkpoint.old")          # as if killed after the first rename
+    assert resolve_checkpoint(ck) == tmp_path / "checkpoint.old"
+    assert load_training_state(ck, m, opt)["step"] == 100
+    save_training_state(ck, m, opt, {"step": 200})         # the next save cleans up
+    assert resolve_checkpoint(ck) == ck and not (tmp_path / "checkpoint.old").exists()
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    from convrnn.fileio import atomic_write_text
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+
+
+def test_eval_with_data_takes_one_level(tmp_path):
+    import convrnn
+    from convrnn.evaluate import evaluate
+    from convrnn.tasks.mazes import MazeTask, generate_mazes, save_mazes
+    save_mazes(tmp_path / "d", *generate_mazes(2, 9))
+    m = convrnn.create_model("convrnn_dense", width=4)
+    with pytest.raises(ValueError, match="one difficulty level"):
+        evaluate(m, MazeTask(), [9, 13], n=2, max_steps=2, data=str(tmp_path / "d"), progress=False)

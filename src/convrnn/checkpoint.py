@@ -9,6 +9,8 @@ safetensors and everything else is JSON.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -108,20 +110,45 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _sibling(ckpt_dir: Path, suffix: str) -> Path:
+    return ckpt_dir.with_name(ckpt_dir.name + suffix)
+
+
 def save_training_state(ckpt_dir, model, optimizer, trainer: dict) -> None:
-    """Write model, optimizer and ``trainer`` (JSON-able dict with at least ``step``) atomically."""
+    """Write model, optimizer and ``trainer`` (JSON-able dict with at least ``step``).
+
+    The new set goes to ``<ckpt_dir>.new`` and is swapped in by two renames; the previous set stays
+    in ``<ckpt_dir>.old`` until the swap is done, so a kill at any moment leaves a complete
+    checkpoint that :func:`resolve_checkpoint` finds."""
     ckpt_dir = Path(ckpt_dir)
+    new, old = _sibling(ckpt_dir, ".new"), _sibling(ckpt_dir, ".old")
+    shutil.rmtree(new, ignore_errors=True)
     step = str(trainer["step"])
-    save_model(ckpt_dir / "model.safetensors", model, {"step": step})
+    save_model(new / "model.safetensors", model, {"step": step})
     tensors, ometa = _flatten_optimizer(optimizer.state_dict())
-    atomic_write(ckpt_dir / "optimizer.safetensors",
+    atomic_write(new / "optimizer.safetensors",
                  lambda f: f.write(save(_tensors(tensors), metadata={"step": step, "json": json.dumps(ometa)})))
-    atomic_write_text(ckpt_dir / "trainer.json", json.dumps(trainer, indent=1))
+    atomic_write_text(new / "trainer.json", json.dumps(trainer, indent=1))
+    if ckpt_dir.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(ckpt_dir, old)
+    os.replace(new, ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_checkpoint(ckpt_dir) -> Path | None:
+    """The folder holding the latest complete checkpoint: ``ckpt_dir``, or ``<ckpt_dir>.old`` when a
+    save was killed between its two renames; ``None`` when there is none."""
+    ckpt_dir = Path(ckpt_dir)
+    for d in (ckpt_dir, _sibling(ckpt_dir, ".old")):
+        if (d / "trainer.json").is_file():
+            return d
+    return None
 
 
 def read_trainer(ckpt_dir) -> dict:
     """The JSON training state of a checkpoint folder (without loading any weights)."""
-    tpath = Path(ckpt_dir) / "trainer.json"
+    tpath = (resolve_checkpoint(ckpt_dir) or Path(ckpt_dir)) / "trainer.json"
     try:
         trainer = json.loads(tpath.read_text())
         int(trainer["step"])
@@ -133,15 +160,9 @@ def read_trainer(ckpt_dir) -> dict:
 
 
 def load_training_state(ckpt_dir, model, optimizer) -> dict:
-    ckpt_dir = Path(ckpt_dir)
-    tpath = ckpt_dir / "trainer.json"
-    try:
-        trainer = json.loads(tpath.read_text())
-        step = str(trainer["step"])
-    except FileNotFoundError:
-        raise CheckpointError(f"{tpath}: not found; nothing to resume in {ckpt_dir}") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{tpath}: corrupt training state ({e})") from None
+    trainer = read_trainer(ckpt_dir)
+    ckpt_dir = resolve_checkpoint(ckpt_dir)
+    step = str(trainer["step"])
     mmeta, mtensors = _open_safetensors(ckpt_dir / "model.safetensors")
     ometa, otensors = _open_safetensors(ckpt_dir / "optimizer.safetensors")
     if mmeta.get("step") != step or ometa.get("step") != step:

@@ -25,6 +25,14 @@ def cmd_data(args) -> int:
         path = save_mazes(args.out, x, y)
         print(f"wrote {args.n} {args.size}x{args.size} mazes ({x.shape[-1]} px) to {path}")
         return 0
+    if args.task == "mri":
+        from .tasks.mri import write_phantom_volumes
+        paths = write_phantom_volumes(args.out, args.n_volumes, slices=args.slices, size=args.size, coils=args.coils,
+                                      seed=args.seed, undersample=args.undersample)
+        kind = f"{args.coils}-coil" if args.coils else "single-coil"
+        print(f"wrote {len(paths)} {kind} phantom volumes ({args.slices} slices of {args.size}x{args.size}) "
+              f"in the fastMRI layout to {args.out}")
+        return 0
     from .tasks.pathfinder import generate_pathfinder, save_pathfinder
     fmt = args.format or ("npz" if str(args.out).endswith(".npz") else "lra")
     data = generate_pathfinder(args.n, args.length, args.preset, args.seed, dense=args.dense)
@@ -63,6 +71,7 @@ def cmd_eval(args) -> int:
     from .tasks import get_task
     from .train import pick_device
     from .halting import get_policy
+    args.halting = args.halting or _default_halting(args.checkpoint)
     get_policy(args.halting)
     levels = _levels(args.sizes if args.task == "mazes" else args.lengths)
     device = pick_device(args.device)
@@ -93,20 +102,30 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _run_config(checkpoint) -> dict:
+    """The training config beside a checkpoint folder (``config.json``), or ``{}``."""
+    from pathlib import Path
+    cfg = Path(checkpoint) / "config.json"
+    if cfg.is_file():
+        import json
+        try:
+            return json.loads(cfg.read_text())
+        except ValueError:
+            return {}
+    return {}
+
+
+def _default_halting(checkpoint) -> str:
+    """The policy the model was trained for (ACT, PonderNet), else halting on a stable answer."""
+    return {"act": "act", "ponder": "ponder"}.get(_run_config(checkpoint).get("loss"), "stable")
+
+
 def _task_options(args) -> dict:
     """PathFinder needs its canvas preset: --preset, else the one the run was trained with."""
     if args.task != "pathfinder":
         return {}
-    if args.preset:
-        return {"preset": args.preset}
-    from pathlib import Path
-    cfg = Path(args.checkpoint) / "config.json"
-    if cfg.is_file():
-        import json
-        preset = json.loads(cfg.read_text()).get("data_kwargs", {}).get("preset")
-        if preset:
-            return {"preset": preset}
-    return {}
+    preset = args.preset or _run_config(args.checkpoint).get("data_kwargs", {}).get("preset")
+    return {"preset": preset} if preset else {}
 
 
 def _bundled_names() -> set[str]:
@@ -144,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--format", default=None, choices=["npz", "lra"], help="default: npz for *.npz, else lra")
     pf.add_argument("--dense", action="store_true", help="also store the dense target (npz only)")
     pf.add_argument("--batch-size", type=int, default=1000, help="images per LRA batch folder")
+    mr = gs.add_parser("mri", help="phantom MRI volumes written in the fastMRI h5 layout")
+    mr.add_argument("--n-volumes", type=int, required=True)
+    mr.add_argument("--out", required=True, help="output folder (one .h5 file per volume)")
+    mr.add_argument("--slices", type=int, default=16)
+    mr.add_argument("--size", type=int, default=128, help="image side in pixels")
+    mr.add_argument("--coils", type=int, default=0, help="0 = single-coil, N = N-coil with smooth coil maps")
+    mr.add_argument("--seed", type=int, default=0)
+    mr.add_argument("--undersample", default=None, choices=["4x", "8x"],
+                    help="write test-style files: masked k-space plus the mask, no targets")
     g.set_defaults(fn=cmd_data)
 
     t = sub.add_parser("train", help="train from a YAML config (a path or a bundled config name)")
@@ -161,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
     e.add_argument("--n", type=int, default=100, help="samples per level")
     e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: 4x training steps)")
-    e.add_argument("--halting", default="act", help="act | confidence | convergence | ponder | fixed")
+    e.add_argument("--halting", default=None,
+                   help="fixed | act | ponder | confidence | convergence | stable (default: act or ponder when the run "
+                        "was trained with it, else stable)")
     e.add_argument("--data", default=None, help="evaluate on this file/folder instead of fresh samples")
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--batch-size", type=int, default=32)
@@ -179,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, TypeError, OSError, FloatingPointError) as e:  # user errors: one line, no traceback
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as e:  # user errors: one line
         print(f"convrnn {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 import convrnn
 
 from .analysis import plots
+from .evaluate import SCHEMA
 from .fileio import atomic_write_text
 from .halting import StableOutput
 from .tasks.mazes import MazeTask
@@ -45,7 +46,6 @@ def solve_level(model, task, size: int, n: int, seed: int, max_steps: int, patie
     res = model(x, steps=max_steps, halting=StableOutput(patience), on_step=on_step)
     seconds = time.perf_counter() - t
     last = int(res.steps.max())
-    hits[last:] = hits[last - 1]
     correct = task.correct(res.output, y, x)
     steps = res.steps.float()
     return {"n": n, "accuracy": correct.float().mean().item(), "mean_steps": steps.mean().item(),
@@ -65,7 +65,7 @@ def run_demo(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"convrnn demo: {MODEL} (trained on 9x9 mazes, 30 iterations) solving fresh mazes with "
           "adaptive halting ('stable', patience 5)")
-    result = {"schema": "convrnn.eval/1", "task": "mazes", "halting": "stable", "seed": 2026, "model": MODEL,
+    result = {"schema": SCHEMA, "task": "mazes", "halting": "stable", "seed": 2026, "model": MODEL,
               "curve_kind": "anytime", "levels": {}}
     t0 = time.perf_counter()
     for size, n in levels:

@@ -10,9 +10,18 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
+__all__ = ["require", "check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
 
 _CHECK_FINITE = True
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency, or fail with the pip command that installs it."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"this needs the optional package {module!r}: pip install 'convrnn[{extra}]'") from None
 
 
 def set_finite_checks(enabled: bool) -> None:
@@ -48,7 +57,8 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> ValueError:
     valid = sorted(valid)
     close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(valid)}")
+    plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+    return ValueError(f"unknown {kind} {name!r}.{hint} Valid {plural}: {', '.join(valid)}")
 
 
 def check_keys(what: str, given: Iterable[str], valid: Iterable[str]) -> None:

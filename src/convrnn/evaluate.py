@@ -57,12 +57,14 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
 def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", seed: int = 12345,
              batch_size: int = 32, device="cpu", data: str | None = None, curve: bool = True,
              progress: bool = True, amp: str = "none") -> dict:
+    if data and len(levels) != 1:
+        raise ValueError(f"--data holds one difficulty level; give exactly one level with it, got {list(levels)}")
     results = {}
     for level in tqdm(levels, desc="eval", disable=None if progress else True):
         x, y = task.eval_data(level, n, seed, data)
         m = max_steps[level] if isinstance(max_steps, dict) else max_steps
         results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp)
-    halting_name = halting if isinstance(halting, str) else type(halting).__name__.lower()
+    halting_name = get_policy(halting).name
     level_of_sample = np.concatenate([np.full(r["n"], float(k)) for k, r in results.items()])
     steps_of_sample = np.concatenate([np.repeat(np.arange(1, len(r["steps_hist"]) + 1), r["steps_hist"])
                                       for r in results.values()])

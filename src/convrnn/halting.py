@@ -38,6 +38,7 @@ from .errors import check_steps, unknown_name
 class HaltingPolicy:
     """Base class. ``step`` sees the samples still in the batch (``idx`` into the full batch)."""
 
+    name = "policy"
     readout_every_step = True   # does the policy need y_n at every step?
     uses_halting_unit = False
 
@@ -56,6 +57,7 @@ class HaltingPolicy:
 
 
 class Fixed(HaltingPolicy):
+    name = "fixed"
     readout_every_step = False
 
     def step(self, n, idx, h, h_prev, y, logit, done):
@@ -65,6 +67,7 @@ class Fixed(HaltingPolicy):
 
 
 class ACT(HaltingPolicy):
+    name = "act"
     uses_halting_unit = True
 
     def __init__(self, eps: float = 0.01):
@@ -97,6 +100,7 @@ class ACT(HaltingPolicy):
 
 
 class PonderNet(HaltingPolicy):
+    name = "ponder"
     uses_halting_unit = True
 
     def __init__(self, threshold: float = 0.5, sample: bool = False):
@@ -135,6 +139,7 @@ def confidence(y: torch.Tensor) -> torch.Tensor:
 
 
 class Confidence(HaltingPolicy):
+    name = "confidence"
     def __init__(self, threshold: float = 0.9, min_steps: int = 1):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"Confidence: threshold must be in (0, 1], got {threshold}")
@@ -148,6 +153,7 @@ class Confidence(HaltingPolicy):
 
 
 class Convergence(HaltingPolicy):
+    name = "convergence"
     readout_every_step = False
 
     def __init__(self, tol: float = 1e-3, min_steps: int = 2):
@@ -167,6 +173,7 @@ class Convergence(HaltingPolicy):
 
 
 class StableOutput(HaltingPolicy):
+    name = "stable"
     def __init__(self, patience: int = 5, min_steps: int = 1):
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"StableOutput: patience must be a positive int, got {patience!r}")
@@ -257,9 +264,8 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
 
     for n in range(1, steps + 1):
         h, state = step_fn(x_run, state, n)
-        if tbptt is not None and n % tbptt == 0:
+        if tbptt is not None and n % tbptt == 0:   # the readout of this step still gets gradient
             state = map_state(state, torch.Tensor.detach)
-            h = h.detach()
         idx = running if shrink else torch.arange(B, device=dev)
         d = torch.zeros(len(idx), dtype=torch.bool, device=dev) if shrink else done
         y = readout_fn(h) if (policy.readout_every_step or return_steps or on_step) else None
@@ -289,11 +295,12 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
             out = out.index_add(0, idx, (w * y).to(out.dtype))
         elif any_new:
             out = out.index_add(0, idx[sel], y_sel.to(out.dtype))
-        if not any_new:
-            pass                                     # nobody halted: nothing to drop (the common case)
-        elif not return_steps and bool(halt.all()):
+        if not any_new:                              # nobody halted: nothing to drop (the common case)
+            h_prev = h
+            continue
+        if not return_steps and bool(halt.all()):
             break
-        elif shrink:                                 # halted samples leave the batch
+        if shrink:                                 # halted samples leave the batch
             keep = (~halt).nonzero().squeeze(1)
             running, x_run = running[keep], x_run[keep]
             state = map_state(state, lambda s: s[keep])

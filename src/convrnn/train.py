@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_training_state, read_trainer, save_model, save_training_state
+from .checkpoint import (CheckpointError, load_training_state, read_trainer, resolve_checkpoint, save_model,
+                         save_training_state)
 from .fileio import atomic_write_text
 from .config import TrainConfig
 from .halting import ACT, PonderNet
@@ -100,7 +101,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     task = get_task(cfg.task)
     out_dir = Path(cfg.out_dir)
     ckpt_dir = out_dir / "checkpoint"
-    if not resume and (ckpt_dir / "trainer.json").exists():
+    if not resume and resolve_checkpoint(ckpt_dir) is not None:
         raise ValueError(f"{ckpt_dir} already holds a checkpoint: pass --resume to continue it, or choose another "
                          "out_dir")
     if resume and read_trainer(ckpt_dir).get("config") != _resumable(cfg):
@@ -146,7 +147,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     bar = tqdm(total=total, initial=start, disable=None if progress else True, desc="train", unit="step",
                dynamic_ncols=True)
     say = bar.write if progress else (lambda msg: None)
-    crit_cache = None
     for step in range(start, total):
         epoch, i = divmod(step, steps_per_epoch)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
@@ -158,9 +158,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         factor = lr_factor(cfg, step, total, steps_per_epoch, seconds)
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * factor
-        crit_cache = task.criterion(x, cfg)
         with autocast(cfg, device):
-            loss = compute_loss(cfg, model, x, y, crit_cache, step)
+            loss = compute_loss(cfg, model, x, y, task.criterion(x, cfg), step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or enable clip")
         opt.zero_grad(set_to_none=True)

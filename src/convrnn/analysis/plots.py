@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from ..errors import require
 
+matplotlib = require("matplotlib", "plots")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 

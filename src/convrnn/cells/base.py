@@ -51,9 +51,13 @@ class ConvRNNCell(nn.Module):
         if len(parts) != self.num_states:
             raise ValueError(f"{type(self).__name__}: expected a state of {self.num_states} tensor(s), got {len(parts)}")
         for s in parts:
-            if s.shape[0] != x.shape[0] or s.shape[-2:] != x.shape[-2:]:
+            if s.dim() != 4 or s.shape[0] != x.shape[0] or s.shape[-2:] != x.shape[-2:] \
+                    or s.shape[1] != self.hidden_channels:
                 raise ValueError(f"{type(self).__name__}: state shape {tuple(s.shape)} does not match input "
-                                 f"{tuple(x.shape)} in batch or spatial size")
+                                 f"{tuple(x.shape)} in batch or spatial size, or has not {self.hidden_channels} "
+                                 "channels")
+            if s.dtype != x.dtype:
+                raise TypeError(f"{type(self).__name__}: state dtype {s.dtype} differs from input dtype {x.dtype}")
         return state
 
     def extra_repr(self) -> str:

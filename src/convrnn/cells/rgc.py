@@ -47,6 +47,9 @@ class ReciprocalGatedCell(ConvRNNCell):
             ch = ch + self.from_raw(raw)
         drive = self.bypass(x)
         if feedback is not None:
+            if feedback.shape != drive.shape:
+                raise ValueError(f"ReciprocalGatedCell: feedback must have shape {tuple(drive.shape)} (resized and "
+                                 f"projected to this layer), got {tuple(feedback.shape)}")
             drive = drive + feedback
         c_new = F.elu((1 - torch.sigmoid(cc)) * c + (1 - torch.sigmoid(hc)) * self.from_x(x))
         h_new = F.elu((1 - torch.sigmoid(hh)) * h + (1 - torch.sigmoid(ch)) * drive)

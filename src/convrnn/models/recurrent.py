@@ -44,6 +44,14 @@ class RecurrentConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def __post_init__(self):
+        for k in ("in_channels", "width", "out_channels", "steps"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"model config: {k} must be a positive int, got {v!r}")
+        if not isinstance(self.cell_kwargs, dict):
+            raise ValueError(f"model config: cell_kwargs must be a mapping, got {self.cell_kwargs!r}")
+
 
 class RecurrentModel(nn.Module):
     def __init__(self, config: RecurrentConfig | None = None, **overrides):
@@ -65,14 +73,16 @@ class RecurrentModel(nn.Module):
                 return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
                 on_step=None) -> RecurrentOutput:
         """Run up to ``steps`` iterations under ``halting`` ("fixed", "act", "ponder", "confidence",
-        "convergence" or a policy object). ``state`` continues from a previous call's ``.state``."""
+        "convergence", "stable" or a policy object). ``state`` continues from a previous call's
+        ``.state`` (without recall the image is not shown again)."""
         check_image(image, self.config.in_channels, "image")
         e = self.encoder(image)
         zeros = None
+        first = 1 if state is None else 0     # a continued run has seen its input already
 
         def step(x, s, n):
             nonlocal zeros
-            if not self.config.recall and n > 1:
+            if not self.config.recall and n != first:
                 if zeros is None or zeros.shape != x.shape:
                     zeros = torch.zeros_like(x)
                 x = zeros

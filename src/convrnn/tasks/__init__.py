@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import unknown_name
+from ..errors import require, unknown_name
 
 TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask"}
+# MRI data (fastMRI format, phantoms, masks, FFTs) lives in convrnn.tasks.mri; its trainer glue comes with PC-RNN.
 
 
 def get_task(name: str, **options):
@@ -18,4 +19,5 @@ def get_task(name: str, **options):
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")
+    require("numba", "tasks")
     return getattr(importlib.import_module(module), cls)(**options)
