@@ -21,6 +21,7 @@ from .checkpoint import (CheckpointError, load_training_state, read_trainer, res
                          save_training_state)
 from .fileio import atomic_write_text
 from .config import TrainConfig
+from .evaluate import evaluate_level
 from .halting import ACT, PonderNet
 from .losses import act_loss, pondernet_loss, progressive_loss
 from .registry import create_model
@@ -64,23 +65,13 @@ def compute_loss(cfg: TrainConfig, model, x, y, crit, step: int):
     return pondernet_loss(out, y, cfg.lambda_p, cfg.beta, crit)
 
 
-@torch.no_grad()
-def validate(cfg, task, model, x, y, device, batch_size=None) -> tuple[float, float]:
-    """Accuracy and mean steps on (x, y), with ACT when the model is trained for it, else fixed steps."""
-    model.eval()
-    halting = ACT(cfg.act_eps) if cfg.loss == "act" else ("ponder" if cfg.loss == "ponder" else None)
-    correct, steps = [], []
-    bs = batch_size or cfg.batch_size * 2
-    for i in range(0, len(x), bs):
-        xb, yb = x[i:i + bs].to(device), y[i:i + bs].to(device)
-        if cfg.channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast(cfg, device):
-            out = model(xb, steps=cfg.steps, halting=halting)
-        correct.append(task.correct(out.output, yb, xb).cpu())
-        steps.append(out.steps.float().cpu())
+def validate(cfg, task, model, x, y, device) -> tuple[float, float]:
+    """Accuracy and mean steps on (x, y), with the halting the model is trained for (else fixed steps)."""
+    halting = {"act": ACT(cfg.act_eps), "ponder": "ponder"}.get(cfg.loss, "fixed")
+    res = evaluate_level(model, task, x, y, cfg.steps, halting, cfg.batch_size * 2, str(device), curve=False,
+                         amp=cfg.amp)
     model.train()
-    return torch.cat(correct).float().mean().item(), torch.cat(steps).mean().item()
+    return res["accuracy"], res["mean_steps"]
 
 
 def autocast(cfg, device):
