@@ -29,3 +29,10 @@ def test_bundled_model_loads_offline_and_refuses_overrides():
         convrnn.create_model("dtnet_mazes_w64", pretrained=True, width=32)
     fresh = convrnn.create_model("dtnet_mazes_w64")
     assert not torch.equal(fresh.encoder[0].weight, m.encoder[0].weight)
+
+
+def test_bundled_model_accepts_a_new_default_step_count():
+    m = convrnn.create_model("dtnet_mazes_w64", pretrained=True, steps=90)
+    assert m.config.steps == 90
+    ref = convrnn.create_model("dtnet_mazes_w64", pretrained=True)
+    assert torch.equal(m.encoder[0].weight, ref.encoder[0].weight)

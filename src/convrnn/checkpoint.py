@@ -82,9 +82,12 @@ def load_pretrained(model: RecurrentModel, name: str) -> RecurrentModel:
         available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
         raise ValueError(f"no bundled weights for model {name!r}; bundled: {', '.join(available) or 'none'}")
     meta, tensors = _open_safetensors(path)
-    if json.loads(meta.get("config", "{}")) != model.config.to_dict():
+    trained = json.loads(meta.get("config", "{}"))
+    asked = model.config.to_dict()
+    trained.pop("steps", None), asked.pop("steps", None)     # the default step count is free to change
+    if trained != asked:
         raise ValueError(f"pretrained {name!r} was trained with config {meta.get('config')}; "
-                         "create it without overrides")
+                         "create it without overrides (only steps= may differ)")
     _load_state(model, tensors, path)
     return model
 
