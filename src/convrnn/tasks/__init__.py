@@ -10,7 +10,8 @@ import importlib
 
 from ..errors import require, unknown_name
 
-TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask"}
+TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask",
+         "classification": "convrnn.tasks.classification:ClassificationTask"}
 # MRI data (fastMRI format, phantoms, masks, FFTs) lives in convrnn.tasks.mri; its trainer glue comes with PC-RNN.
 
 
@@ -19,5 +20,6 @@ def get_task(name: str, **options):
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")
-    require("numba", "tasks")
+    if name in ("mazes", "pathfinder"):      # their generators are numba kernels
+        require("numba", "tasks")
     return getattr(importlib.import_module(module), cls)(**options)
