@@ -26,7 +26,7 @@ from .halting import StableOutput
 from .tasks.mazes import MazeTask
 
 MODEL = "dtnet_mazes_w64"
-FULL = [(9, 50), (13, 30), (19, 16), (25, 8), (33, 6)]   # (maze size, number of mazes)
+FULL = [(9, 100), (13, 60), (19, 32), (25, 16), (33, 12), (45, 4)]   # (maze size, number of mazes)
 QUICK = [(9, 6), (13, 3)]
 
 
