@@ -121,6 +121,8 @@ def test_bad_steps_and_inputs():
         m(torch.full((1, 3, 8, 8), float("nan")))
     with pytest.raises(TypeError, match="floating-point"):
         m(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="batch is empty"):
+        m(torch.zeros(0, 3, 8, 8))
 
 
 def test_config_round_trip_and_unknown_keys():

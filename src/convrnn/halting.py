@@ -254,6 +254,8 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
     if tbptt is not None:
         check_steps(tbptt, "tbptt")
     B, dev = x.shape[0], x.device
+    if B == 0:
+        raise ValueError("run_recurrence: the batch is empty (expected at least one sample)")
     policy.start(B, steps, dev)
     running = torch.arange(B, device=dev)          # rows of the full batch still running
     done = torch.zeros(B, dtype=torch.bool, device=dev)
