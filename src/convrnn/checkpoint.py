@@ -32,8 +32,16 @@ def _tensors(sd: dict) -> dict:
     return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
 
 
-def save_model(path, model: RecurrentModel, metadata: dict | None = None) -> None:
-    meta = {"config": json.dumps(model.config.to_dict()), **{k: str(v) for k, v in (metadata or {}).items()}}
+def _architectures() -> dict:
+    """Model classes a checkpoint can name: class name -> (config class, model class)."""
+    from .models.multiarea import MultiAreaConfig, MultiAreaNetwork
+    return {"RecurrentModel": (RecurrentConfig, RecurrentModel), "MultiAreaNetwork": (MultiAreaConfig, MultiAreaNetwork)}
+
+
+def save_model(path, model, metadata: dict | None = None) -> None:
+    """Weights as safetensors; the model's class and config go into the metadata."""
+    meta = {"config": json.dumps(model.config.to_dict()), "architecture": type(model).__name__,
+            **{k: str(v) for k, v in (metadata or {}).items()}}
     atomic_write(path, lambda f: f.write(save(_tensors(model.state_dict()), metadata=meta)))
 
 
@@ -53,14 +61,19 @@ def resolve_model_file(path) -> Path:
     return p / "model.safetensors" if p.is_dir() else p
 
 
-def load_model(path, map_location="cpu") -> RecurrentModel:
-    """Rebuild a model from a checkpoint folder or ``.safetensors`` file (config read from metadata)."""
+def load_model(path, map_location="cpu"):
+    """Rebuild a model from a checkpoint folder or ``.safetensors`` file (class and config read from
+    the metadata)."""
     path = resolve_model_file(path)
     meta, tensors = _open_safetensors(path)
     if "config" not in meta:
         raise CheckpointError(f"{path}: no model config in the safetensors metadata (not a convrnn checkpoint?)")
+    arch = meta.get("architecture", "RecurrentModel")
+    if arch not in _architectures():
+        raise CheckpointError(f"{path}: unknown architecture {arch!r}; known: {', '.join(_architectures())}")
+    config_cls, model_cls = _architectures()[arch]
     try:
-        model = RecurrentModel(RecurrentConfig.from_dict(json.loads(meta["config"])))
+        model = model_cls(config_cls.from_dict(json.loads(meta["config"])))
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: bad model config in metadata: {e}") from None
     _load_state(model, tensors, path)

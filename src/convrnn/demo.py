@@ -13,14 +13,13 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 import convrnn
 
 from .analysis import plots
-from .evaluate import SCHEMA
+from .evaluate import SCHEMA, evaluate_level
 from .fileio import atomic_write_text
 from .halting import StableOutput
 from .tasks.mazes import MazeTask
@@ -28,30 +27,6 @@ from .tasks.mazes import MazeTask
 MODEL = "dtnet_mazes_w64"
 FULL = [(9, 100), (13, 60), (19, 32), (25, 16), (33, 12), (45, 4)]   # (maze size, number of mazes)
 QUICK = [(9, 6), (13, 3)]
-
-
-@torch.no_grad()
-def solve_level(model, task, size: int, n: int, seed: int, max_steps: int, patience: int, bar) -> dict:
-    x, y = task.eval_data(size, n, seed)
-    answers = torch.zeros(n, *y.shape[1:], dtype=torch.long)
-    hits = np.zeros(max_steps)
-    mask = task.open_mask(x).long()
-
-    def on_step(step, idx, out):          # anytime accuracy: halted mazes keep their answer
-        answers[idx] = out.argmax(1) * mask[idx]
-        hits[step - 1] = (answers == y).flatten(1).all(1).sum()
-        bar.update(1)
-
-    t = time.perf_counter()
-    res = model(x, steps=max_steps, halting=StableOutput(patience), on_step=on_step)
-    seconds = time.perf_counter() - t
-    last = int(res.steps.max())
-    correct = task.correct(res.output, y, x)
-    steps = res.steps.float()
-    return {"n": n, "accuracy": correct.float().mean().item(), "mean_steps": steps.mean().item(),
-            "median_steps": steps.median().item(), "max_steps_used": int(res.steps.max()),
-            "ms_per_sample": 1000 * seconds / n, "curve": (hits / n)[:last].tolist(),
-            "steps_hist": np.bincount(res.steps.numpy(), minlength=max_steps + 1)[1:].tolist()}
 
 
 def run_demo(args) -> int:
@@ -70,8 +45,11 @@ def run_demo(args) -> int:
     t0 = time.perf_counter()
     for size, n in levels:
         cap = 20 * size
+        x, y = task.eval_data(size, n, result["seed"])
         with tqdm(total=None, desc=f"{size}x{size} mazes", unit="step", leave=False, disable=None) as bar:
-            result["levels"][str(size)] = solve_level(model, task, size, n, 2026, cap, 5, bar)
+            result["levels"][str(size)] = evaluate_level(model, task, x, y, cap, StableOutput(5), batch_size=n,
+                                                         device=str(device), curve="anytime",
+                                                         step_callback=bar.update)
         lv = result["levels"][str(size)]
         tqdm.write(f"  {size}x{size}: {100 * lv['accuracy']:.1f}% solved, {lv['mean_steps']:.1f} steps on average")
     total = time.perf_counter() - t0

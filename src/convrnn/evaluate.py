@@ -18,36 +18,61 @@ SCHEMA = "convrnn.eval/1"
 
 @torch.no_grad()
 def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size: int = 32, device="cpu",
-                   curve: bool = True, amp: str = "none") -> dict:
-    """One difficulty level: halted accuracy, steps per sample, ms per sample, and the accuracy of the
-    fixed-step output after every step 1..max_steps (``curve``)."""
+                   curve: bool | str = True, amp: str = "none", step_callback=None) -> dict:
+    """One difficulty level: halted accuracy, steps per sample, ms per sample, and a curve of accuracy
+    after every step 1..max_steps.
+
+    ``curve=True`` (or "fixed") runs a second, fixed-step pass: the accuracy if every sample stopped
+    after exactly n steps. ``curve="anytime"`` reads the halting run itself: the accuracy of the
+    current answers after step n, halted samples keeping theirs (no second pass; its bookkeeping is
+    inside the timed run). ``step_callback()`` is called once per step (progress bars).
+    """
     model.eval()
+    dev_type = torch.device(device).type
+    policy = get_policy(halting)
+    anytime = curve == "anytime"
     correct, steps, elapsed = [], [], 0.0
     curve_hits = np.zeros(max_steps)
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        if torch.device(device).type == "cuda":
+        if dev_type == "cuda":
             xb = xb.contiguous(memory_format=torch.channels_last)
             torch.cuda.synchronize()
+        right = torch.zeros(len(xb), dtype=torch.bool, device=xb.device)
+        hits = np.zeros(max_steps)
+
+        def on_step(n, idx, yn):
+            if anytime:
+                right[idx] = task.correct(yn, yb[idx], xb[idx])
+                hits[n - 1] = int(right.sum())
+            if step_callback is not None:
+                step_callback()
         t = time.perf_counter()
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
-            out = model(xb, steps=max_steps, halting=get_policy(halting) if isinstance(halting, str) else halting)
-        if torch.device(device).type == "cuda":
+        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            out = model(xb, steps=max_steps, halting=policy,
+                        on_step=on_step if anytime or step_callback is not None else None)
+        if dev_type == "cuda":
             torch.cuda.synchronize()
         elapsed += time.perf_counter() - t
         correct.append(task.correct(out.output, yb, xb).cpu())
         steps.append(out.steps.cpu())
-        if curve:
-            def on_step(n, idx, yn):
+        if anytime:
+            last = int(out.steps.max())
+            hits[last:] = hits[last - 1]          # everyone has halted: answers no longer change
+            curve_hits += hits
+        elif curve:
+            def on_fixed_step(n, idx, yn):
                 curve_hits[n - 1] += int(task.correct(yn, yb[idx], xb[idx]).sum())
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp == "bf16"):
-                model(xb, steps=max_steps, halting="fixed", on_step=on_step)
+            with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+                model(xb, steps=max_steps, halting="fixed", on_step=on_fixed_step)
     correct, steps = torch.cat(correct), torch.cat(steps).float()
     n = len(x)
     res = {"n": n, "accuracy": correct.float().mean().item(), "mean_steps": steps.mean().item(),
            "median_steps": steps.median().item(), "ms_per_sample": 1000 * elapsed / n,
            "steps_hist": np.bincount(steps.long().numpy(), minlength=max_steps + 1)[1:].tolist()}
-    if curve:
+    if anytime:
+        res["curve"] = (curve_hits / n)[:int(steps.max())].tolist()
+    elif curve:
         res["curve"] = (curve_hits / n).tolist()
         res["best_fixed_steps"] = int(np.argmax(curve_hits)) + 1
         res["best_fixed_accuracy"] = float(curve_hits.max() / n)

@@ -107,13 +107,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    cell_ids = {id(p) for p in model.cell.parameters()}
-    groups = [{"params": [p for p in model.parameters() if id(p) not in cell_ids], "lr": cfg.lr},
-              {"params": list(model.cell.parameters()), "lr": cfg.lr * cfg.recurrent_lr_scale}]
+    recurrent = list(model.cell.parameters()) if hasattr(model, "cell") else []   # the weight-tied block
+    rec_ids = {id(p) for p in recurrent}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in rec_ids], "lr": cfg.lr},
+              {"params": recurrent, "lr": cfg.lr * cfg.recurrent_lr_scale}]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
     if cfg.compile:
-        model.cell.compile()   # in place: state-dict keys stay the same
+        (model.cell if hasattr(model, "cell") else model).compile()   # in place: state-dict keys stay the same
 
     n = len(x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)

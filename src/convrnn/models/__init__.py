@@ -1,5 +1,6 @@
 """Models: the weight-tied recurrent model and its named recipes."""
-from . import pcrnn, unet, zoo  # noqa: F401  (registers the recipes, "pcrnn" and "unet_mri")
+from . import multiarea, pcrnn, unet, zoo  # noqa: F401  (registers the recipes, multi-area presets, "pcrnn", "unet_mri")
+from .multiarea import MultiAreaConfig, MultiAreaNetwork
 from .recurrent import RecurrentConfig, RecurrentModel
 
-__all__ = ["RecurrentConfig", "RecurrentModel"]
+__all__ = ["RecurrentConfig", "RecurrentModel", "MultiAreaConfig", "MultiAreaNetwork"]
