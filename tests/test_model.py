@@ -199,3 +199,14 @@ def test_torch_compile_smoke():
         b, s2 = cell(x)
         b, _ = cell(x, s2)
     torch.testing.assert_close(a, b)
+
+
+def test_all_steps_loss_is_the_mean_of_per_step_losses():
+    from convrnn.losses import all_steps_loss
+    m = tiny().eval()
+    x, y = torch.rand(2, 3, 8, 8), torch.randint(0, 2, (2, 8, 8))
+    out = m(x, steps=4, return_steps=True, shrink=False)
+    expected = sum(cross_entropy(out.step_outputs[n], y) for n in range(4)) / 4
+    assert all_steps_loss(out, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="return_steps"):
+        all_steps_loss(m(x, steps=2), y)

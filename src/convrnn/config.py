@@ -37,7 +37,7 @@ class TrainConfig:
     recurrent_lr_scale: float = 1.0
     # recurrence and loss
     steps: int = 20
-    loss: str = "progressive"      # final | progressive | act | ponder
+    loss: str = "progressive"      # final | all_steps | progressive | act | ponder
     alpha: float = 0.01            # progressive-loss weight
     tau: float = 1e-3              # ACT ponder-cost weight
     act_eps: float = 0.01
@@ -78,7 +78,7 @@ class TrainConfig:
                     setattr(self, f.name, float(v))
                 except (TypeError, ValueError):
                     raise ValueError(f"training config: {f.name} must be a number, got {v!r}") from None
-        choices = {"loss": ("final", "progressive", "act", "ponder"), "amp": ("none", "bf16"),
+        choices = {"loss": ("final", "all_steps", "progressive", "act", "ponder"), "amp": ("none", "bf16"),
                    "schedule": ("cosine", "constant"), "device": ("auto", "cpu", "cuda")}
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:

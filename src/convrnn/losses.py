@@ -1,6 +1,7 @@
 """Training objectives for recurrent models.
 
 * :func:`final_step_loss` — the task loss on the (halted or last-step) output.
+* :func:`all_steps_loss` — the task loss averaged over the readouts of all steps.
 * :func:`act_loss` — Graves (2016): ``L_task + τ · mean(ρ)``, ρ = N + R (gradient through R only).
 * :func:`pondernet_loss` — Banino et al. (2021): ``Σ_n p_n L(y, ŷ_n) + β · KL(p ‖ p_G)`` with the
   geometric prior truncated at M and renormalised, everything in log space.
@@ -35,6 +36,13 @@ def cross_entropy(logits, target, reduce: bool = True, weight_mask: torch.Tensor
 
 def final_step_loss(out: RecurrentOutput, target, criterion=cross_entropy):
     return criterion(out.output, target)
+
+
+def all_steps_loss(out: RecurrentOutput, target, criterion=cross_entropy):
+    """The task loss averaged over every step's readout (speed-accuracy training of unrolled networks)."""
+    if out.step_outputs is None:
+        raise ValueError("all_steps_loss needs an output computed with return_steps=True")
+    return torch.stack([criterion(y, target) for y in out.step_outputs]).mean()
 
 
 def act_loss(out: RecurrentOutput, target, tau: float = 1e-3, criterion=cross_entropy):

@@ -23,7 +23,7 @@ from .fileio import atomic_write_text
 from .config import TrainConfig
 from .evaluate import evaluate_level
 from .halting import ACT, PonderNet
-from .losses import act_loss, pondernet_loss, progressive_loss
+from .losses import act_loss, all_steps_loss, pondernet_loss, progressive_loss
 from .registry import create_model
 from .tasks import get_task
 
@@ -56,6 +56,8 @@ def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, sec
 def compute_loss(cfg: TrainConfig, model, x, y, crit, step: int):
     if cfg.loss == "final":
         return crit(model(x, steps=cfg.steps, tbptt=cfg.tbptt).output, y)
+    if cfg.loss == "all_steps":
+        return all_steps_loss(model(x, steps=cfg.steps, return_steps=True, shrink=False, tbptt=cfg.tbptt), y, crit)
     if cfg.loss == "progressive":
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         return progressive_loss(model, x, y, cfg.steps, cfg.alpha, crit, generator=g)[0]
