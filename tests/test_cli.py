@@ -1,12 +1,9 @@
 """The ``convrnn`` command line, in process (``main([...])``) and as ``python -m convrnn.cli``."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_cli
 import torch
 import yaml
 from safetensors import safe_open
@@ -16,30 +13,10 @@ import convrnn
 from convrnn.cli import main
 from convrnn.tasks.mazes import generate_mazes, load_mazes
 
-SRC = Path(convrnn.__file__).resolve().parents[1]   # the convrnn under test (src/)
 
 TINY = dict(task="mazes", model="dtnet_recall_mazes", model_kwargs={"width": 8, "steps": 3}, train_size=5,
             n_train=8, n_val=4, epochs=3, batch_size=4, lr=0.005, steps=3, loss="progressive", alpha=0.5,
             device="cpu", channels_last=False, num_threads=1, ckpt_every=100, log_every=1, seed=2)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _run(args, cwd):
-    return subprocess.run([sys.executable, "-m", "convrnn.cli", *args], cwd=cwd, env=_env(), capture_output=True,
-                          text=True, timeout=180)
 
 
 def _user_error(capsys, argv, command):
@@ -165,15 +142,15 @@ def test_console_entry_train_and_eval(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({**TINY, "epochs": 1, "n_train": 4, "model_kwargs": {"width": 4, "steps": 2},
                                    "steps": 2, "out_dir": "run"}))
-    r = _run(["train", str(cfg), "--no-progress"], tmp_path)
+    r = run_cli(["train", str(cfg), "--no-progress"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "done: val acc" in r.stdout and (tmp_path / "run" / "model.safetensors").is_file()
-    ev = _run(["eval", "run", "--sizes", "9", "--n", "2", "--max-steps", "2", "--out", "ev", "--json",
+    ev = run_cli(["eval", "run", "--sizes", "9", "--n", "2", "--max-steps", "2", "--out", "ev", "--json",
                "--device", "cpu"], tmp_path)
     assert ev.returncode == 0, ev.stderr
     res = json.loads(ev.stdout.strip().splitlines()[-1])
     assert "9" in res["levels"] and json.loads((tmp_path / "ev" / "eval.json").read_text()) == res
-    bad = _run(["eval", "nope", "--device", "cpu"], tmp_path)
+    bad = run_cli(["eval", "nope", "--device", "cpu"], tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()] and "nope" in bad.stderr
 
@@ -187,7 +164,7 @@ def test_unknown_config_key(tmp_path, capsys):
     assert "'epoch' (did you mean 'epochs'?)" in line
     assert not (tmp_path / "r").exists()
     line = _user_error(capsys, ["train", str(cfg), "loss=foo"], "train")
-    assert "final, progressive, act, ponder" in line
+    assert "final, all_steps, progressive, act, ponder" in line
     line = _user_error(capsys, ["train", str(tmp_path / "missing.yaml")], "train")
     assert "mazes_cpu" in line
 

@@ -8,7 +8,7 @@ import torch
 import convrnn
 from convrnn.cli import main
 from convrnn.config import TrainConfig
-from convrnn.evaluate import evaluate, spearman
+from convrnn.evaluate import spearman
 from convrnn.tasks import get_task
 from convrnn.train import train
 

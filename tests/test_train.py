@@ -2,12 +2,9 @@
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from helpers import run_cli
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -19,28 +16,7 @@ from convrnn.evaluate import SCHEMA, evaluate, write_report
 from convrnn.tasks.mazes import MazeTask, generate_mazes
 from convrnn.train import lr_factor, train
 
-SRC = Path(convrnn.__file__).resolve().parents[1]   # the convrnn under test (src/)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one thread is fastest, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-def _cli(args, cwd):
-    return subprocess.run([sys.executable, "-m", "convrnn.cli", *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=180)
 
 
 def _train(cfg, **kw):
@@ -129,13 +105,13 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     # B: killed after step 7 (last checkpoint: step 5, mid-epoch), then resumed, both via the CLI
     cfg_path = tmp_path / "b.yaml"
     cfg_path.write_text(yaml.safe_dump({**base, "out_dir": str(tmp_path / "b")}))
-    killed = _cli(["train", str(cfg_path), "stop_after_steps=7", "--no-progress"], tmp_path)
+    killed = run_cli(["train", str(cfg_path), "stop_after_steps=7", "--no-progress"], tmp_path)
     assert killed.returncode == 3, killed.stderr
     ck = tmp_path / "b" / "checkpoint"
     assert json.loads((ck / "trainer.json").read_text())["step"] == 5
     assert [int(r["step"]) for r in _rows(tmp_path / "b" / "metrics.csv")] == [1, 2, 3, 4, 5]
     assert not (tmp_path / "b" / "model.safetensors").exists()
-    resumed = _cli(["train", str(cfg_path), "--resume", "--no-progress"], tmp_path)
+    resumed = run_cli(["train", str(cfg_path), "--resume", "--no-progress"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
 
     wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
@@ -278,7 +254,7 @@ def test_load_config_yaml_and_overrides(tmp_path):
 def test_load_config_errors(tmp_path):
     with pytest.raises(ValueError, match="'epoch' \\(did you mean 'epochs'\\?\\)"):
         load_config(None, ["epoch=3"])
-    with pytest.raises(ValueError, match="loss must be one of final, progressive, act, ponder, got 'foo'"):
+    with pytest.raises(ValueError, match="loss must be one of final, all_steps, progressive, act, ponder, got 'foo'"):
         load_config(None, ["loss=foo"])
     with pytest.raises(ValueError, match="epochs must be a positive int"):
         load_config(None, ["epochs=0"])

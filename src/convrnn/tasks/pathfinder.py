@@ -77,7 +77,7 @@ __all__ = [
     "load_pathfinder",
     "marker_distance",
     "distance_only_accuracy",
-    "main",
+    "PathfinderTask",
 ]
 
 
