@@ -87,10 +87,34 @@ def _read_csv(path: Path, upto: int) -> list[dict]:
         return [r for r in csv.DictReader(f) if int(r["step"]) <= upto]
 
 
+def _init_distributed(device: torch.device):
+    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPUs) and
+    return ``(rank, world, device)``; otherwise ``(0, 1, device)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Train ``cfg``. Under ``torchrun --nproc_per_node N`` every process takes 1/N of each batch
+    and DistributedDataParallel averages the gradients, so N processes follow the same trajectory as
+    one process on the whole batch; process 0 alone validates and writes files."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    device = pick_device(cfg.device)
+    rank, world, device = _init_distributed(pick_device(cfg.device))
+    if world > 1 and cfg.loss == "progressive":
+        raise ValueError("loss=progressive runs several forward passes per backward, which DistributedDataParallel "
+                         "does not support here; use final, all_steps, act or ponder under torchrun")
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes ({world})")
+    main = rank == 0
     task = get_task(cfg.task)
     out_dir = Path(cfg.out_dir)
     ckpt_dir = out_dir / "checkpoint"
@@ -117,6 +141,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     base_lrs = [g["lr"] for g in opt.param_groups]
     if cfg.compile:
         (model.cell if hasattr(model, "cell") else model).compile()   # in place: state-dict keys stay the same
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        # halting units and skipped steps leave some parameters without gradient on some calls
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                      find_unused_parameters=True)
 
     n = len(x_train)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -125,26 +155,30 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if resume:
         trainer = load_training_state(ckpt_dir, model, opt)
         start, elapsed = trainer["step"], trainer.get("seconds", 0.0)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
     csv_path = out_dir / "metrics.csv"
     rows = _read_csv(csv_path, start) if resume else []
-    writer = _tensorboard(cfg, out_dir)
+    writer = None
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
+        writer = _tensorboard(cfg, out_dir)
 
     def save(step):
+        if not main:
+            return
         atomic_write_text(csv_path, _csv_text(rows))
         save_training_state(ckpt_dir, model, opt, {"step": step, "seconds": elapsed + time.perf_counter() - t0,
                                                    "config": _resumable(cfg)})
 
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(total=total, initial=start, disable=None if progress else True, desc="train", unit="step",
+    bar = tqdm(total=total, initial=start, disable=None if progress and main else True, desc="train", unit="step",
                dynamic_ncols=True)
-    say = bar.write if progress else (lambda msg: None)
+    say = bar.write if progress and main else (lambda msg: None)
     for step in range(start, total):
         epoch, i = divmod(step, steps_per_epoch)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size].to(x_train.device)
+        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size][rank::world].to(x_train.device)
         x, y = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -153,7 +187,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * factor
         with autocast(cfg, device):
-            loss = compute_loss(cfg, model, x, y, task.criterion(x, cfg), step)
+            loss = compute_loss(cfg, net, x, y, task.criterion(x, cfg), step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or enable clip")
         opt.zero_grad(set_to_none=True)
@@ -166,11 +200,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         done = step + 1
         end_of_epoch = done % steps_per_epoch == 0
         out_of_time = bool(cfg.time_limit) and elapsed + time.perf_counter() - t0 >= cfg.time_limit
+        if world > 1 and cfg.time_limit:          # every process must stop at the same step
+            import torch.distributed as dist
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
         end_of_epoch = end_of_epoch or out_of_time
         if done % cfg.log_every == 0 or end_of_epoch:
             row = {"step": done, "epoch": epoch, "loss": f"{loss.item():.6f}", "lr": f"{opt.param_groups[0]['lr']:.3e}",
                    "val_acc": "", "val_steps": "", "seconds": f"{elapsed + time.perf_counter() - t0:.1f}"}
-            if end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total or out_of_time):
+            if main and end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total or out_of_time):
                 acc, st = validate(cfg, task, model, x_val, y_val, device)
                 row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}")
                 say(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val acc {acc:.4f}  steps {st:.2f}")
@@ -191,9 +230,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             break
     bar.close()
     save(total)
-    save_model(out_dir / "model.safetensors", model, {"step": str(total)})
+    if main:
+        save_model(out_dir / "model.safetensors", model, {"step": str(total)})
     if writer:
         writer.close()
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
     last = next((r for r in reversed(rows) if r["val_acc"]), {})
     return {"steps": total, "val_acc": float(last.get("val_acc", "nan") or "nan"),
             "val_steps": float(last.get("val_steps", "nan") or "nan"), "out_dir": str(out_dir)}
