@@ -244,3 +244,21 @@ def test_parser_errors_exit_2(capsys):
             main(argv)
         assert e.value.code == 2
     assert "usage: convrnn" in capsys.readouterr().err
+
+
+def test_train_and_eval_a_feedback_network_on_digits_with_noise_levels(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "greco"
+    code = main(["train", "--no-progress", "mazes_cpu", "task=classification", "model=greco_fb",
+                 "model_kwargs={width: 0.125, in_channels: 1, num_classes: 10}", "data_kwargs={dataset: digits, size: 16}",
+                 "loss=all_steps", "steps=3", "epochs=1", "batch_size=64", "lr=0.003", "time_limit=null",
+                 "path_weight=1", "num_threads=1", f"out_dir={out}"])
+    assert code == 0
+    code = main(["eval", str(out), "--task", "classification", "--noise", "0,0.3", "--n", "40", "--max-steps", "3",
+                 "--halting", "fixed", "--no-progress", "--device", "cpu", "--out", str(tmp_path / "ev")])
+    assert code == 0
+    res = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert res["task"] == "classification" and list(res["levels"]) == ["0.0", "0.3"]
+    lv = res["levels"]["0.0"]
+    assert lv["n"] == 40 and lv["accuracy"] == pytest.approx(lv["curve"][-1])   # fixed halting: last step
+    assert main(["eval", str(out), "--task", "classification", "--noise", "0,x", "--device", "cpu"]) == 2

@@ -51,11 +51,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _levels(text: str) -> list[int]:
+def _levels(text: str, kind=int) -> list:
     try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
+        vals = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"expected a comma-separated list of integers, got {text!r}") from None
+        raise ValueError(f"expected a comma-separated list of {'integers' if kind is int else 'numbers'}, "
+                         f"got {text!r}") from None
     if not vals:
         raise ValueError("expected at least one level")
     return vals
@@ -73,7 +74,8 @@ def cmd_eval(args) -> int:
     from .halting import get_policy
     args.halting = args.halting or _default_halting(args.checkpoint)
     get_policy(args.halting)
-    levels = _levels(args.sizes if args.task == "mazes" else args.lengths)
+    levels = {"mazes": lambda: _levels(args.sizes), "pathfinder": lambda: _levels(args.lengths),
+              "classification": lambda: _levels(args.noise, float)}[args.task]()
     device = pick_device(args.device)
     if args.checkpoint in _bundled_names():
         import convrnn
@@ -121,7 +123,10 @@ def _default_halting(checkpoint) -> str:
 
 
 def _task_options(args) -> dict:
-    """PathFinder needs its canvas preset: --preset, else the one the run was trained with."""
+    """PathFinder needs its canvas preset (--preset, else the training run's); classification its
+    dataset options (from the training run's data_kwargs)."""
+    if args.task == "classification":
+        return dict(_run_config(args.checkpoint).get("data_kwargs", {}))
     if args.task != "pathfinder":
         return {}
     preset = args.preset or _run_config(args.checkpoint).get("data_kwargs", {}).get("preset")
@@ -183,10 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a checkpoint over difficulty levels (JSON + PNG plots)")
     e.add_argument("checkpoint", help="checkpoint folder, .safetensors file, or a bundled model name")
-    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder"])
+    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder", "classification"])
     e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32)")
     e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
+    e.add_argument("--noise", default="0,0.1,0.2,0.3", help="Gaussian noise levels (classification)")
     e.add_argument("--n", type=int, default=100, help="samples per level")
     e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: 4x training steps)")
     e.add_argument("--halting", default=None,
