@@ -7,13 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from .errors import check_keys
+from .errors import DictConfig, check_positive_int
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
+    _what = "training config"
+
     # what
     task: str = "mazes"
     model: str = "adrnn_mazes"
@@ -62,13 +64,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        check_keys("training config", d, [f.name for f in dataclasses.fields(cls)])
-        cfg = cls(**d)
+        cfg = super().from_dict(d)
         cfg.validate()
         return cfg
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -84,9 +82,7 @@ class TrainConfig:
             if getattr(self, k) not in allowed:
                 raise ValueError(f"training config: {k} must be one of {', '.join(allowed)}, got {getattr(self, k)!r}")
         for k in ("epochs", "batch_size", "steps", "n_train", "ckpt_every", "log_every"):
-            v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"training config: {k} must be a positive int, got {v!r}")
+            check_positive_int(f"training config: {k}", getattr(self, k))
 
 
 def _parse_value(text: str):

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import torch
 
-__all__ = ["require", "check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
+__all__ = ["require", "check_positive_int", "DictConfig", "check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
 
 _CHECK_FINITE = True
 
@@ -45,6 +45,13 @@ def check_image(x: torch.Tensor, channels: int | None, what: str = "input", fini
         raise ValueError(f"{what}: contains NaN or inf values")
 
 
+def check_positive_int(what: str, v) -> int:
+    """Require a positive int (not a bool); the error reads "<what> must be a positive int, got <v>"."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{what} must be a positive int, got {v!r}")
+    return v
+
+
 def check_steps(steps, what: str = "steps") -> int:
     if isinstance(steps, bool) or not isinstance(steps, int):
         raise TypeError(f"{what}: expected a positive int, got {steps!r}")
@@ -70,3 +77,20 @@ def check_keys(what: str, given: Iterable[str], valid: Iterable[str]) -> None:
             close = difflib.get_close_matches(b, valid, n=1)
             hints.append(f"{b!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ValueError(f"unknown {what} key(s): {', '.join(hints)}. Valid keys: {', '.join(valid)}")
+
+
+class DictConfig:
+    """Mixin for config dataclasses: ``from_dict`` refuses unknown keys (naming the valid ones) and
+    ``to_dict`` gives plain JSON-able data. ``_what`` names the config in error messages."""
+
+    _what = "config"
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        import dataclasses
+        check_keys(cls._what, d, [f.name for f in dataclasses.fields(cls)])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        import dataclasses
+        return dataclasses.asdict(self)

@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_image, check_keys, unknown_name
+from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
 from ..halting import RecurrentOutput, run_recurrence
 from ..layers import AvgPoolHead, HaltingUnit, MaxPoolHead
 from ..registry import create_cell, get_cell_class, register_model
@@ -75,11 +75,6 @@ def _default_areas() -> list:
             dict(name="A2", channels=32, pool=2, cell="convgru")]
 
 
-def _posint(what, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{what} must be a positive int, got {v!r}")
-
-
 def _edge(what: str, e, keys: tuple) -> dict:
     """Normalise an edge given as a dict or a (source, target[, rule]) sequence."""
     if isinstance(e, dict):
@@ -96,7 +91,7 @@ def _edge(what: str, e, keys: tuple) -> dict:
 
 
 @dataclass
-class MultiAreaConfig:
+class MultiAreaConfig(DictConfig):
     """Configuration of a :class:`MultiAreaNetwork` (see the module docstring for the semantics).
 
     ``areas``: list of dicts with keys ``name`` and ``channels`` (required) and ``kernel`` (3),
@@ -107,6 +102,8 @@ class MultiAreaConfig:
     "add" (default), "gain", "concat". ``t_on``: steps the image is shown (None: all of them);
     ``blank``: the value (or one value per input channel) shown afterwards.
     """
+
+    _what = "multi-area config"
 
     in_channels: int = 3
     num_classes: int = 10
@@ -121,18 +118,10 @@ class MultiAreaConfig:
     dropout_at_test: bool = False
     halt_bias: float = -2.0
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "MultiAreaConfig":
-        check_keys("multi-area config", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     # -- validation --------------------------------------------------------------------------------
     def __post_init__(self):
         for k in ("in_channels", "num_classes", "steps"):
-            _posint(f"multi-area config: {k}", getattr(self, k))
+            check_positive_int(f"multi-area config: {k}", getattr(self, k))
         if self.t_on is not None and (isinstance(self.t_on, bool) or not isinstance(self.t_on, int) or self.t_on < 0):
             raise ValueError(f"multi-area config: t_on must be None or an int >= 0, got {self.t_on!r}")
         if isinstance(self.blank, (list, tuple)):
@@ -216,7 +205,7 @@ class MultiAreaConfig:
             raise ValueError(f"multi-area config: area name {name!r} must be a Python identifier other than "
                              "'image' and the nn.ModuleDict attributes")
         for k in ("channels", "kernel", "stride", "pool"):
-            _posint(f"area {name!r}: {k}", d[k])
+            check_positive_int(f"area {name!r}: {k}", d[k])
         if d["kernel"] % 2 == 0:
             raise ValueError(f"area {name!r}: kernel must be odd, got {d['kernel']}")
         if d["cell"] is not None:

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from ..cells.base import conv
-from ..errors import check_image, check_keys
+from ..errors import DictConfig, check_image, check_keys, check_positive_int
 from ..registry import create_cell, get_cell_class, register_model
 from ..tasks.mri import apply_mask, data_consistency, ifft2c, rss
 
@@ -58,7 +58,9 @@ __all__ = ["PCRNNConfig", "PCRNN", "PCRNNOutput", "AdditiveRNNCell", "pcrnn"]
 
 
 @dataclass
-class PCRNNConfig:
+class PCRNNConfig(DictConfig):
+    _what = "pcrnn config"
+
     coils: int = 1                     # C: the input/output have 2C channels
     width: int = 32                    # hidden channels of every module
     iterations: tuple = (5, 5, 5)      # default T_m per module (forward(iterations=...) overrides)
@@ -69,19 +71,9 @@ class PCRNNConfig:
     residual: bool = False             # x_t = DC(x_{t-1} + dec(h_t)) instead of DC(dec(h_t))
     normalize: bool = True             # per-sample scaling of the input k-space (undone at the output)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "PCRNNConfig":
-        check_keys("pcrnn config", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def __post_init__(self):
         for k in ("coils", "width", "final_width"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"pcrnn config: {k} must be a positive int, got {v!r}")
+            check_positive_int(f"pcrnn config: {k}", getattr(self, k))
         scales = tuple(self.scales) if isinstance(self.scales, (list, tuple)) else None
         if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 or (s > 1 and s % 2)
                              for s in scales):

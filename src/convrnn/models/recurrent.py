@@ -18,14 +18,16 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import check_image, check_keys, unknown_name
+from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
 from ..halting import RecurrentOutput, run_recurrence
 from ..layers import HEADS, HaltingUnit
 from ..registry import create_cell, get_cell_class
 
 
 @dataclass
-class RecurrentConfig:
+class RecurrentConfig(DictConfig):
+    _what = "model config"
+
     in_channels: int = 3
     width: int = 32
     cell: str = "residual"
@@ -36,19 +38,9 @@ class RecurrentConfig:
     steps: int = 20                # default number of steps when forward() is not told
     halt_bias: float = -2.0
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "RecurrentConfig":
-        check_keys("model config", d, [f.name for f in dataclasses.fields(cls)])
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     def __post_init__(self):
         for k in ("in_channels", "width", "out_channels", "steps"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"model config: {k} must be a positive int, got {v!r}")
+            check_positive_int(f"model config: {k}", getattr(self, k))
         if not isinstance(self.cell_kwargs, dict):
             raise ValueError(f"model config: cell_kwargs must be a mapping, got {self.cell_kwargs!r}")
 
