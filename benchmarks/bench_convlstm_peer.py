@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 
 import torch
 
 import convrnn
+from _timing import interleaved_medians
 
 try:
     import conv_lstm
@@ -88,22 +87,8 @@ def bench(cin, hid, size, T, batch, reps, warmup, budget):
            "ours_cl": lambda: run_ours(ours_cl, x5, True),
            "theirs": lambda: run_theirs(theirs, x5),
            "theirs_cl": lambda: run_theirs(theirs_cl, x5)}
-    times = {k: [] for k in fns}
-    with torch.no_grad():
-        for _ in range(warmup):
-            for f in fns.values():
-                f()
-        t_start = time.perf_counter()
-        for i in range(reps):
-            order = list(fns) if i % 2 == 0 else list(fns)[::-1]
-            for k in order:
-                t0 = time.perf_counter()
-                fns[k]()
-                times[k].append((time.perf_counter() - t0) * 1e3)
-            if i >= 4 and time.perf_counter() - t_start > budget:
-                break
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return med, len(times["ours"]), err_y, err_c
+    med, reps_done = interleaved_medians(fns, reps, warmup, budget)
+    return med, reps_done, err_y, err_c
 
 
 def main(argv=None):

@@ -31,6 +31,7 @@ import time
 import torch
 
 import convrnn
+from _timing import interleaved_medians
 from convrnn.errors import set_finite_checks
 
 
@@ -78,24 +79,6 @@ def make_fns(model, img, steps):
 
     return {"ours": ours, "ours_nocheck": ours_nocheck, "ours_noshrink": ours_noshrink,
             "plain": lambda: plain(model, img, steps)}
-
-
-def bench(fns, reps, warmup, budget):
-    times = {k: [] for k in fns}
-    with torch.no_grad():
-        for _ in range(warmup):
-            for f in fns.values():
-                f()
-        t_start = time.perf_counter()
-        for i in range(reps):
-            order = list(fns) if i % 2 == 0 else list(fns)[::-1]
-            for k in order:
-                t0 = time.perf_counter()
-                fns[k]()
-                times[k].append((time.perf_counter() - t0) * 1e3)
-            if i >= 4 and time.perf_counter() - t_start > budget:
-                break
-    return {k: statistics.median(v) for k, v in times.items()}, len(times["ours"])
 
 
 def profile(fn, n=3, top=25):
@@ -167,7 +150,7 @@ def main(argv=None):
                 fns = make_fns(model, img, a.steps)
                 with torch.no_grad():
                     err = (fns["ours"]() - fns["plain"]()).abs().max().item()
-                m, n = bench(fns, a.reps, a.warmup, a.budget)
+                m, n = interleaved_medians(fns, a.reps, a.warmup, a.budget)
                 pl = m["plain"]
                 print(f"| {cell} | {w} | {s} | {m['ours']:.1f} | {m['ours_nocheck']:.1f} | {m['ours_noshrink']:.1f} | "
                       f"{pl:.1f} | {m['ours'] / pl:.3f} | {m['ours_nocheck'] / pl:.3f} | {m['ours_noshrink'] / pl:.3f} | "
