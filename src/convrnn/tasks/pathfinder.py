@@ -201,10 +201,10 @@ def _delta(st, cont):
             return d
 
 
-@njit(cache=True)
-def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx):
-    """May contour ``c`` (paddle index ``k``) ink this shape?  kind 0: rectangle a->b of half
-    width h; kind 1: disk at a of radius h.  Coordinates in raster pixels (x = col, y = row)."""
+@njit(cache=True, inline="always")
+def _frame(kind, ax, ay, bx, by, h, R):
+    """Unit direction, length and the clipped raster bounding box (rows r0..r1, cols c0..c1) of a
+    shape: kind 0 a rectangle a->b of half width h, kind 1 a disk at a of radius h."""
     if kind == 0:
         lx = bx - ax
         ly = by - ay
@@ -223,26 +223,34 @@ def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx):
         x1 = ax + h + 1.0
         y0 = ay - h - 1.0
         y1 = ay + h + 1.0
-    r0 = max(0, int(y0))
-    r1 = min(R - 1, int(y1))
-    c0 = max(0, int(x0))
-    c1 = min(R - 1, int(x1))
+    return ux, uy, L, max(0, int(y0)), min(R - 1, int(y1)), max(0, int(x0)), min(R - 1, int(x1))
+
+
+@njit(cache=True, inline="always")
+def _covers(kind, qx, qy, ux, uy, L, h, h2):
+    """Does the shape cover the pixel centre at offset (qx, qy) from its start point?"""
+    if kind == 0:
+        t = qx * ux + qy * uy
+        if t < 0.0 or t > L:
+            return False
+        p = qx * uy - qy * ux
+        return -h <= p <= h
+    return qx * qx + qy * qy <= h2
+
+
+@njit(cache=True)
+def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx):
+    """May contour ``c`` (paddle index ``k``) ink this shape?  kind 0: rectangle a->b of half
+    width h; kind 1: disk at a of radius h.  Coordinates in raster pixels (x = col, y = row)."""
+    ux, uy, L, r0, r1, c0, c1 = _frame(kind, ax, ay, bx, by, h, R)
     h2 = h * h
     last = -1
     for yy in range(r0, r1 + 1):
         qy = yy + 0.5 - ay
         for xx in range(c0, c1 + 1):
             qx = xx + 0.5 - ax
-            if kind == 0:
-                t = qx * ux + qy * uy
-                if t < 0.0 or t > L:
-                    continue
-                p = qx * uy - qy * ux
-                if p > h or p < -h:
-                    continue
-            else:
-                if qx * qx + qy * qy > h2:
-                    continue
+            if not _covers(kind, qx, qy, ux, uy, L, h, h2):
+                continue
             br = yy // aa
             bc = xx // aa
             b = br * S + bc
@@ -260,43 +268,14 @@ def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx):
 @njit(cache=True)
 def _shape_mark(kind, ax, ay, bx, by, h, R, aa, S, c, k, owner, pidx, log, top):
     """Mark the output pixels this shape inks as owned by ``c`` (index ``k``); log for undo."""
-    if kind == 0:
-        lx = bx - ax
-        ly = by - ay
-        L = np.sqrt(lx * lx + ly * ly)
-        ux = lx / L
-        uy = ly / L
-        x0 = min(ax, bx) - h - 1.0
-        x1 = max(ax, bx) + h + 1.0
-        y0 = min(ay, by) - h - 1.0
-        y1 = max(ay, by) + h + 1.0
-    else:
-        L = 0.0
-        ux = 0.0
-        uy = 0.0
-        x0 = ax - h - 1.0
-        x1 = ax + h + 1.0
-        y0 = ay - h - 1.0
-        y1 = ay + h + 1.0
-    r0 = max(0, int(y0))
-    r1 = min(R - 1, int(y1))
-    c0 = max(0, int(x0))
-    c1 = min(R - 1, int(x1))
+    ux, uy, L, r0, r1, c0, c1 = _frame(kind, ax, ay, bx, by, h, R)
     h2 = h * h
     for yy in range(r0, r1 + 1):
         qy = yy + 0.5 - ay
         for xx in range(c0, c1 + 1):
             qx = xx + 0.5 - ax
-            if kind == 0:
-                t = qx * ux + qy * uy
-                if t < 0.0 or t > L:
-                    continue
-                p = qx * uy - qy * ux
-                if p > h or p < -h:
-                    continue
-            else:
-                if qx * qx + qy * qy > h2:
-                    continue
+            if not _covers(kind, qx, qy, ux, uy, L, h, h2):
+                continue
             b = (yy // aa) * S + xx // aa
             if owner[b] != c or pidx[b] < k:
                 log[top, 0] = b
@@ -320,43 +299,14 @@ def _undo(owner, pidx, log, top, to):
 
 @njit(cache=True)
 def _rasterize(kind, ax, ay, bx, by, h, R, raster):
-    if kind == 0:
-        lx = bx - ax
-        ly = by - ay
-        L = np.sqrt(lx * lx + ly * ly)
-        ux = lx / L
-        uy = ly / L
-        x0 = min(ax, bx) - h - 1.0
-        x1 = max(ax, bx) + h + 1.0
-        y0 = min(ay, by) - h - 1.0
-        y1 = max(ay, by) + h + 1.0
-    else:
-        L = 0.0
-        ux = 0.0
-        uy = 0.0
-        x0 = ax - h - 1.0
-        x1 = ax + h + 1.0
-        y0 = ay - h - 1.0
-        y1 = ay + h + 1.0
-    r0 = max(0, int(y0))
-    r1 = min(R - 1, int(y1))
-    c0 = max(0, int(x0))
-    c1 = min(R - 1, int(x1))
+    ux, uy, L, r0, r1, c0, c1 = _frame(kind, ax, ay, bx, by, h, R)
     h2 = h * h
     for yy in range(r0, r1 + 1):
         qy = yy + 0.5 - ay
         for xx in range(c0, c1 + 1):
             qx = xx + 0.5 - ax
-            if kind == 0:
-                t = qx * ux + qy * uy
-                if t < 0.0 or t > L:
-                    continue
-                p = qx * uy - qy * ux
-                if p > h or p < -h:
-                    continue
-            else:
-                if qx * qx + qy * qy > h2:
-                    continue
+            if not _covers(kind, qx, qy, ux, uy, L, h, h2):
+                continue
             raster[yy * R + xx] = 1
 
 
