@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .cells.base import map_state
 from .halting import RecurrentOutput
 
 
@@ -91,6 +92,6 @@ def progressive_loss(model, image, target, max_steps: int, alpha: float = 0.01, 
     if n > 0:
         with torch.no_grad():
             state = model(image, steps=n).state
-        state = state.detach() if isinstance(state, torch.Tensor) else tuple(s.detach() for s in state)
+        state = map_state(state, torch.Tensor.detach)
     prog = model(image, steps=k, state=state)
     return (1 - alpha) * loss + alpha * criterion(prog.output, target), full

@@ -626,20 +626,27 @@ class MazeTask:
     name = "mazes"
 
     def datasets(self, cfg):
-        import torch
         if cfg.data:
             x, y = load_mazes(cfg.data)
         else:
             x, y = generate_mazes(cfg.n_train, cfg.train_size, seed=cfg.seed, **cfg.data_kwargs)
         xv, yv = generate_mazes(cfg.n_val, cfg.val_size or cfg.train_size, seed=cfg.seed + 1_000_003,
                                 **cfg.data_kwargs)
-        t = lambda a, b: (torch.from_numpy(np.ascontiguousarray(a)).float(), torch.from_numpy(b.astype(np.int64)))
-        return t(x, y), t(xv, yv)
+        return self._tensors(x, y), self._tensors(xv, yv)
+
+    @staticmethod
+    def _tensors(x, y):
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(x)).float(), torch.from_numpy(y.astype(np.int64))
 
     @staticmethod
     def open_mask(x):
         """(B, H, W) float, 1 on non-wall pixels of the input images."""
-        return (x.amax(1) > 0).to(x.dtype)
+        return wall_mask(x).to(x.dtype)
+
+    def predict(self, logits, x):
+        """Per-pixel path labels; walls can never be path."""
+        return logits.argmax(1) * self.open_mask(x).long()
 
     def criterion(self, x, cfg):
         """Cross-entropy weighted per pixel: open pixels 1, path pixels ``path_weight``, walls
@@ -656,17 +663,15 @@ class MazeTask:
         return crit
 
     def correct(self, logits, target, x):
-        pred = logits.argmax(1) * self.open_mask(x).long()   # walls can never be path
-        return (pred == target).flatten(1).all(1)
+        return maze_accuracy(self.predict(logits, x), target)
 
     def eval_data(self, size, n, seed, data=None):
-        import torch
         if data:
             x, y = load_mazes(data)
             x, y = x[:n], y[:n]
         else:
             x, y = generate_mazes(n, int(size), seed=seed)
-        return torch.from_numpy(np.ascontiguousarray(x)).float(), torch.from_numpy(y.astype(np.int64))
+        return self._tensors(x, y)
 
     def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=3):
         """Grid: input, prediction after several fixed step counts, prediction with halting, target."""
@@ -686,7 +691,7 @@ class MazeTask:
 
         def on_step(n, idx, yn):
             if n in shown:
-                preds[n] = (yn.argmax(1) * self.open_mask(x[idx]).long()).cpu()
+                preds[n] = self.predict(yn, x[idx]).cpu()
         with torch.no_grad():
             model.eval()
             model(x, steps=max_steps, halting="fixed", on_step=on_step)
@@ -696,7 +701,7 @@ class MazeTask:
         for r in range(n_examples):
             img = x[r].permute(1, 2, 0).cpu().numpy()
             panels = [("input", img)] + [(f"step {s}", preds[s][r]) for s in shown]
-            hp = (halted.output[r:r + 1].argmax(1)[0] * self.open_mask(x[r:r + 1])[0].long()).cpu()
+            hp = self.predict(halted.output[r:r + 1], x[r:r + 1])[0].cpu()
             ok = bool((hp == y[r]).all())
             panels += [(f"halted @{int(halted.steps[r])} {'✓' if ok else '✗'}", hp), ("target", y[r])]
             for c, (title, im) in enumerate(panels):
