@@ -123,6 +123,8 @@ def test_pondernet_distribution(table, shrink):
     for b in range(len(table)):
         np.testing.assert_allclose(p[b].numpy(), ponder_reference(table[b]), atol=1e-5)
         cum = np.cumsum(ponder_reference(table[b]))
+        if np.any(np.abs(cum[:-1] - 0.5) < 1e-6):
+            continue  # float32 vs float64 may fall on either side of the 0.5 threshold
         N = int(np.argmax(cum >= 0.5)) + 1 if np.any(cum >= 0.5) else len(cum)
         assert out.steps[b].item() == N
         assert out.output[b].argmax().item() == N - 1  # returns the halting step's output
