@@ -116,6 +116,28 @@ def test_elman_matches_reference():
 
 
 @torch.no_grad()
+def test_elman_time_decay_matches_reference():
+    """decay=τ, lateral=False: h' = τ h + (1 - τ) relu(W_x * x + b), no recurrent weights."""
+    tau = 0.7
+    cell = randomise(ElmanCell(3, 5, activation="relu", decay=tau, lateral=False))
+    assert cell.conv.weight.shape == (5, 3, 3, 3)
+    x = torch.randn(2, 3, 7, 6)
+    h = torch.zeros(2, 5, 7, 6)
+    for o in run_steps(cell, x, steps=4):
+        h = tau * h + (1 - tau) * torch.relu(c2d(x, cell.conv.weight) + cell.conv.bias.view(1, -1, 1, 1))
+        torch.testing.assert_close(o, h)
+    # a leaky Elman keeps its lateral weights
+    cell = randomise(ElmanCell(3, 5, decay=0.5))
+    h = torch.zeros(2, 5, 7, 6)
+    for o in run_steps(cell, x):
+        h = 0.5 * h + 0.5 * ref_elman(cell, x, h)
+        torch.testing.assert_close(o, h)
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="decay"):
+            ElmanCell(3, 5, decay=bad)
+
+
+@torch.no_grad()
 def test_convgru_matches_reference():
     cell = randomise(ConvGRUCell(3, 5))
     x = torch.randn(2, 3, 7, 6)

@@ -35,7 +35,10 @@ def _tensors(sd: dict) -> dict:
 def _architectures() -> dict:
     """Model classes a checkpoint can name: class name -> (config class, model class)."""
     from .models.multiarea import MultiAreaConfig, MultiAreaNetwork
-    return {"RecurrentModel": (RecurrentConfig, RecurrentModel), "MultiAreaNetwork": (MultiAreaConfig, MultiAreaNetwork)}
+    from .models.pcrnn import PCRNN, PCRNNConfig
+    from .models.unet import UNet, UNetConfig
+    return {"RecurrentModel": (RecurrentConfig, RecurrentModel), "MultiAreaNetwork": (MultiAreaConfig, MultiAreaNetwork),
+            "PCRNN": (PCRNNConfig, PCRNN), "UNet": (UNetConfig, UNet.from_config)}
 
 
 def save_model(path, model, metadata: dict | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The ``convrnn`` command line: ``convrnn list|demo|data|train|eval``."""
+"""The ``convrnn`` command line: ``convrnn list|demo|data|train|eval|experiment|analyze``."""
 from __future__ import annotations
 
 import argparse
@@ -72,6 +72,13 @@ def cmd_eval(args) -> int:
     from .tasks import get_task
     from .train import pick_device
     from .halting import get_policy
+    if args.task == "mri":
+        return cmd_eval_mri(args)
+    if len(args.checkpoint) != 1:
+        raise ValueError(f"--task {args.task} evaluates one checkpoint, got {len(args.checkpoint)} "
+                         "(several are for --task mri)")
+    args.checkpoint = args.checkpoint[0]
+    args.n = 100 if args.n is None else args.n
     args.halting = args.halting or _default_halting(args.checkpoint)
     get_policy(args.halting)
     levels = {"mazes": lambda: _levels(args.sizes), "pathfinder": lambda: _levels(args.lengths),
@@ -101,6 +108,43 @@ def cmd_eval(args) -> int:
     print("wrote", ", ".join(str(p) for p in paths))
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def cmd_eval_mri(args) -> int:
+    """PC-RNN / U-Net checkpoints against zero-filled (and compressed sensing with --cs) at each
+    acceleration, volume-wise like fastMRI; figures of every iteration and scale."""
+    from pathlib import Path
+
+    from .checkpoint import load_model
+    from .tasks.mri_recon import evaluate_reconstruction, phantom_test_set, report_table, write_mri_report
+    from .train import pick_device
+    device = pick_device(args.device)
+    models = {}
+    for ck in args.checkpoint:
+        name = Path(ck).stem if Path(ck).suffix == ".safetensors" else Path(ck).name
+        models[name if name not in models else f"{name}_{len(models)}"] = load_model(ck).to(device)
+    data = args.data
+    if data is None:      # phantom test volumes like the run's, from a seed no run trained or validated on
+        run = _run_config(args.checkpoint[0])
+        opts = run.get("data_kwargs", {})
+        used = {c.get("seed", 0) + k for c in map(_run_config, args.checkpoint) for k in (0, 1_000_003)}
+        if args.seed in used:
+            raise ValueError(f"--seed {args.seed} would evaluate on phantoms a run trained or validated on "
+                             f"(seeds {sorted(used)}); pick another seed")
+        c = max(getattr(m.config, "coils", 1) for m in models.values())     # PC-RNN coils=1: single-coil files
+        coils = opts.get("coils", c if c > 1 else 0)
+        data = phantom_test_set(Path(args.out) / "data", 4 if args.n is None else args.n, args.seed,
+                                size=args.size or opts.get("size", 64), slices=opts.get("slices", 16), coils=coils)
+    accs = [a.strip() for a in args.accelerations.split(",") if a.strip()]
+    its = _levels(args.iterations) if args.iterations else None
+    result = evaluate_reconstruction(models, data, accs, seed=args.seed, mask_kind=args.mask_kind, iterations=its,
+                                     cs_lambda=args.cs_lambda if args.cs else None, device=str(device),
+                                     batch_size=args.batch_size, progress=not args.no_progress)
+    result["checkpoints"] = [str(c) for c in args.checkpoint]
+    paths = write_mri_report(result, models, args.out, device=str(device))
+    print(report_table(result), end="")
+    print("wrote", ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -136,6 +180,189 @@ def _task_options(args) -> dict:
 def _bundled_names() -> set[str]:
     from .checkpoint import PRETRAINED_DIR
     return {p.stem for p in PRETRAINED_DIR.glob("*.safetensors")}
+
+
+# ---- convrnn experiment ---------------------------------------------------------------------------
+
+def cmd_experiment(args) -> int:
+    from .analysis.experiment import load_experiment, report_table, run_experiment
+    exp = load_experiment(args.config, args.overrides)
+    out = args.out or exp.out_dir
+    result = run_experiment(exp, out, progress=not args.no_progress, log=lambda msg: print(msg, flush=True))
+    print(report_table(result), end="")
+    print(f"wrote {out}/experiment.json, report.md and figures")
+    return 0
+
+
+def _add_experiment_parser(sub) -> None:
+    x = sub.add_parser("experiment", help="train and analyse a grid of conditions x seeds from one YAML config "
+                                          "(report with error bars)")
+    x.add_argument("config", help="experiment YAML or bundled name (feedback_dropout_digits, cells_digits, ...)")
+    x.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=[0,1] base.epochs=2 analysis.n=200")
+    x.add_argument("--out", default=None, help="output folder (default: the config's out_dir)")
+    x.add_argument("--no-progress", action="store_true")
+    x.set_defaults(fn=cmd_experiment)
+
+
+# ---- convrnn analyze: robustness, geometry and neural predictivity of a classification run ----------------
+
+def _analysis_data(args, n: int):
+    """The first ``n`` held-out images and labels of the run's classification data (config.json's
+    data_kwargs and data; scikit-learn's digits by default), or of ``--data``."""
+    from .errors import check_keys
+    from .tasks.classification import ClassificationTask
+    cfg = _run_config(args.checkpoint)
+    if cfg.get("task", "classification") != "classification":
+        raise ValueError(f"{args.checkpoint}: trained on task {cfg['task']!r}; analyze needs a classification run")
+    opts = dict(cfg.get("data_kwargs", {}))
+    check_keys("classification data_kwargs", opts, ClassificationTask.OPTIONS)
+    return ClassificationTask(**opts).eval_data(0, n, args.seed, args.data or cfg.get("data"))
+
+
+def _predictivity_inputs(args):
+    """``--responses``: .npy holding the responses, or .npz with ``responses`` and optional ``images``
+    (stimuli, C, H, W; float in [0, 1] or uint8). Without images the stimuli are the first held-out images."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    p = Path(args.responses)
+    shapes = "(stimuli, neurons, time bins) or (repetitions, stimuli, neurons, time bins)"
+    if p.suffix not in (".npy", ".npz"):
+        raise ValueError(f"--responses {p}: expected a .npy file or a .npz file with keys 'responses' [and 'images']")
+    images = None
+    if p.suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if "responses" not in z:
+                raise ValueError(f"{p}: expected a key 'responses' {shapes} (and optional 'images' (stimuli, C, H, W)); "
+                                 f"found keys {sorted(z.files)}")
+            resp = z["responses"]
+            images = z["images"] if "images" in z else None
+    else:
+        resp = np.load(p, allow_pickle=False)
+    if resp.ndim not in (3, 4):
+        raise ValueError(f"{p}: responses: expected shape {shapes}, got {resp.shape}")
+    s = resp.shape[-3]
+    if images is None:
+        x, _ = _analysis_data(args, s)
+        if len(x) < s:
+            raise ValueError(f"{p}: responses have {s} stimuli but the held-out set has {len(x)} images; store the "
+                             "stimuli in the .npz under 'images' (stimuli, C, H, W)")
+        return x, resp
+    if images.ndim != 4 or images.shape[0] != s:
+        raise ValueError(f"{p}: images: expected shape (stimuli={s}, C, H, W) to match responses {resp.shape}, "
+                         f"got {images.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    return (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()), resp
+
+
+def cmd_analyze(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .checkpoint import load_model
+    from .train import pick_device
+    device = pick_device(args.device)
+    model = load_model(args.checkpoint).to(device).eval()
+    steps = args.steps or _run_config(args.checkpoint).get("steps") or model.config.steps
+    areas = _levels(args.areas, str) if getattr(args, "areas", None) else None
+    kind = args.analysis
+    if kind == "predictivity":
+        from .analysis.predictivity import predictivity_report, write_predictivity_report
+        x, resp = _predictivity_inputs(args)
+        res = predictivity_report(model, x, resp, steps, areas, method=args.method, folds=args.folds, seed=args.seed,
+                                  batch_size=args.batch_size, pool=args.pool)
+        res["checkpoint"] = str(args.checkpoint)
+        paths = write_predictivity_report(res, args.out)
+        print(f"{'bin':>4} {'area':>8} {'step':>5} {res['best_measure']:>13}")
+        for b in res["best"]:
+            v = b[res["best_measure"]]
+            print(f"{b['bin']:>4} {b['area'] or '-':>8} {b['step'] or '-':>5} {'-' if v is None else f'{v:.3f}':>13}")
+    elif kind == "geometry":
+        from .analysis.geometry import geometry_report, write_geometry_report
+        x, y = _analysis_data(args, args.n)
+        probe = None if args.probe_steps == "all" else _levels(args.probe_steps)
+        res = geometry_report(model, x, y, steps, areas, probe_steps=probe, folds=args.folds, eps=args.eps,
+                              seed=args.seed, batch_size=args.batch_size, pool=args.pool)
+        res["checkpoint"] = str(args.checkpoint)
+        paths = write_geometry_report(res, args.out)
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"   # noqa: E731
+        print(f"{'area':>8} {'PR first':>9} {'PR last':>8} {'probe last':>10} {'lyapunov':>9}")
+        for n, r in res["areas"].items():
+            probed = [v for v in r["probe_accuracy"] if v is not None]
+            lam = res["divergence"]["areas"][n]["lyapunov"]
+            print(f"{n:>8} {fmt(r['participation_ratio'][0]):>9} {fmt(r['participation_ratio'][-1]):>8} "
+                  f"{fmt(probed[-1] if probed else None):>10} {fmt(lam):>9}")
+    else:
+        from .analysis import robustness as rb
+        x, y = _analysis_data(args, args.n)
+        if kind == "speed-accuracy":
+            name, res = "speed_accuracy", rb.speed_accuracy(model, x, y, steps, args.batch_size)
+            rows = [(f"step {t + 1}", a) for t, a in enumerate(res["accuracy"])]
+        elif kind == "noise":
+            res = rb.noise_robustness(model, x, y, args.kind, _levels(args.levels, float), steps, args.seed,
+                                      args.batch_size)
+            name, rows = f"noise_{args.kind}", [(f"level {v:g}", a[-1]) for v, a in zip(res["levels"], res["accuracy"])]
+        else:
+            res = rb.adversarial_accuracy(model, x, y, _levels(args.eps, float), args.attack, steps, args.pgd_steps,
+                                          library=args.library, batch_size=args.batch_size)
+            name, rows = f"adversarial_{args.attack}", [(f"eps {e:g}", a) for e, a in zip(res["eps"], res["accuracy"])]
+        res["checkpoint"] = str(args.checkpoint)
+        old = Path(args.out) / "robustness.json"          # results of other analyses in the same folder are kept
+        try:
+            results = json.loads(old.read_text()) if old.is_file() else {}
+        except ValueError:
+            results = {}
+        results = {**(results if isinstance(results, dict) else {}), name: res}
+        paths = rb.write_robustness_report(results, args.out)
+        for label, a in rows:
+            print(f"{label:>14} {100 * a:6.1f}%")
+    print("wrote", ", ".join(str(p) for p in paths))
+    if args.json:
+        print(json.dumps(res))
+    return 0
+
+
+def _add_analyze_parser(sub) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("checkpoint", help="run folder (model.safetensors + config.json) or a .safetensors file")
+    common.add_argument("--data", default=None, help="data folder (default: the run's; digits need none)")
+    common.add_argument("--n", type=int, default=200, help="held-out images to analyse (default: %(default)s)")
+    common.add_argument("--steps", type=int, default=None, help="steps to unroll (default: the run's training steps)")
+    common.add_argument("--out", default="analyze-out", help="output folder for JSON + PNG (default: %(default)s)")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--batch-size", type=int, default=64)
+    common.add_argument("--device", default="auto")
+    common.add_argument("--json", action="store_true", help="also print the JSON result")
+    a = sub.add_parser("analyze", help="robustness, geometry and neural predictivity of a classification run "
+                                       "(JSON + PNG)")
+    asub = a.add_subparsers(dest="analysis", required=True)
+    asub.add_parser("speed-accuracy", parents=[common], help="accuracy per readout step (robustness.json)")
+    nz = asub.add_parser("noise", parents=[common], help="accuracy per step under input noise (robustness.json)")
+    nz.add_argument("--kind", default="gaussian", choices=["gaussian", "salt_pepper", "blur"])
+    nz.add_argument("--levels", default="0,0.1,0.2,0.4", help="noise std / pixel fraction / blur sigma")
+    adv = asub.add_parser("adversarial", parents=[common], help="accuracy under L-inf FGSM/PGD (robustness.json)")
+    adv.add_argument("--attack", default="pgd", choices=["fgsm", "pgd"])
+    adv.add_argument("--eps", default="0,0.01,0.03,0.1", help="L-inf radii (images in [0, 1])")
+    adv.add_argument("--pgd-steps", type=int, default=10)
+    adv.add_argument("--library", default="own", choices=["own", "foolbox"], help="own (no extra package) or Foolbox 3")
+    geo = asub.add_parser("geometry", parents=[common], help="dimensionality, decoding, RSA and divergence per area "
+                                                             "and step (geometry.json, geometry.png)")
+    geo.add_argument("--eps", type=float, default=1e-3, help="L2 norm of the input perturbation (divergence)")
+    geo.add_argument("--probe-steps", default="all", help="steps for the linear probe: 'all' or e.g. 1,5,10")
+    pred = asub.add_parser("predictivity", parents=[common],
+                           help="cross-validated prediction of recorded responses per area, step and time bin "
+                                "(predictivity.json, predictivity.png)")
+    pred.add_argument("--responses", required=True,
+                      help=".npy (responses) or .npz (keys 'responses' and optional 'images' (stimuli, C, H, W)); "
+                           "responses: (stimuli, neurons, time bins) or (repetitions, stimuli, neurons, time bins). "
+                           "Without images the stimuli are the first held-out images (--n is ignored)")
+    pred.add_argument("--method", default="ridge", choices=["ridge", "pls"])
+    for p in (geo, pred):
+        p.add_argument("--areas", default=None, help="comma-separated area names (default: all)")
+        p.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+        p.add_argument("--pool", type=int, default=None, help="average-pool area maps to POOL x POOL first")
+    a.set_defaults(fn=cmd_analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,18 +414,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint over difficulty levels (JSON + PNG plots)")
-    e.add_argument("checkpoint", help="checkpoint folder, .safetensors file, or a bundled model name")
-    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder", "classification"])
+    e.add_argument("checkpoint", nargs="+",
+                   help="checkpoint folder, .safetensors file, or a bundled model name (--task mri: one or more)")
+    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder", "classification", "mri"])
     e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32)")
     e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
     e.add_argument("--noise", default="0,0.1,0.2,0.3", help="Gaussian noise levels (classification)")
-    e.add_argument("--n", type=int, default=100, help="samples per level")
+    e.add_argument("--n", type=int, default=None, help="samples per level (default 100); mri: phantom test volumes "
+                   "(default 4)")
+    e.add_argument("--accelerations", default="4x,8x", help="mri: mask settings (default: %(default)s)")
+    e.add_argument("--mask-kind", default="random", choices=["random", "equispaced"], help="mri mask kind")
+    e.add_argument("--iterations", default=None,
+                   help="mri: also sweep PC-RNN iterations per module, e.g. 1,2,3,5,8")
+    e.add_argument("--cs", action="store_true", help="mri: add the compressed-sensing baseline (sigpy)")
+    e.add_argument("--cs-lambda", type=float, default=0.003,
+                   help="mri: CS L1-wavelet weight, on k-space scaled to a zero-filled max of 1 (default: %(default)s, "
+                   "the best of 0.001-0.03 on validation phantoms)")
+    e.add_argument("--size", type=int, default=None, help="mri: phantom test image side (default: the run's)")
     e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: 4x training steps)")
     e.add_argument("--halting", default=None,
                    help="fixed | act | ponder | confidence | convergence | stable (default: act or ponder when the run "
                         "was trained with it, else stable)")
-    e.add_argument("--data", default=None, help="evaluate on this file/folder instead of fresh samples")
+    e.add_argument("--data", default=None, help="evaluate on this file/folder instead of fresh samples (mri: a "
+                   "folder of fastMRI h5 volumes, e.g. knee singlecoil_val)")
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--device", default="auto")
@@ -208,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="also print the JSON result")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(fn=cmd_eval)
+    _add_experiment_parser(sub)
+    _add_analyze_parser(sub)
     return p
 
 

@@ -89,32 +89,43 @@ def _parse_value(text: str):
     return yaml.safe_load(text) if text != "" else ""
 
 
-def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
-    """Read a YAML file (a path, or the name of a bundled config) and apply ``key=value`` overrides;
-    dotted keys reach into dicts (``model_kwargs.width=32``)."""
+def set_dotted(data: dict, key: str, value, what: str = "override") -> None:
+    """``data[a][b] = value`` for ``key="a.b"`` (intermediate dicts created)."""
+    import copy
+    target = data
+    *parents, leaf = str(key).split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ValueError(f"{what} {key!r}: {part!r} is not a mapping")
+    target[leaf] = copy.deepcopy(value)
+
+
+def load_yaml(path: str | None, overrides=(), what: str = "config") -> dict:
+    """Read a YAML mapping (a path, or the name of a bundled config in ``convrnn/configs``) and apply
+    ``key=value`` overrides; dotted keys reach into dicts (``model_kwargs.width=32``)."""
     data: dict = {}
     if path:
         p = Path(path)
         if not p.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
             p = CONFIG_DIR / f"{path}.yaml"
-        if not p.exists():
+        if not p.is_file():
             bundled = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")))
-            raise FileNotFoundError(f"config {path!r} not found (a YAML path or a bundled config: {bundled})")
+            raise FileNotFoundError(f"{what} {str(path)!r} not found (a YAML path or a bundled config: {bundled})")
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
             raise ValueError(f"{p}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{p}: expected a mapping of config keys, got {type(data).__name__}")
+            raise ValueError(f"{p}: expected a mapping of {what} keys, got {type(data).__name__}")
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r}: expected key=value")
         key, value = item.split("=", 1)
-        target = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ValueError(f"override {item!r}: {part!r} is not a mapping")
-        target[leaf] = _parse_value(value)
-    return TrainConfig.from_dict(data)
+        set_dotted(data, key, _parse_value(value))
+    return data
+
+
+def load_config(path: str | None, overrides: list[str] = ()) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file or bundled config name plus ``key=value`` overrides."""
+    return TrainConfig.from_dict(load_yaml(path, overrides))

@@ -32,3 +32,18 @@ def atomic_write(path, write, fsync: bool = True) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def json_ready(obj):
+    """Plain-Python, strict-JSON data: numpy/torch scalars and arrays become numbers and lists, tuples
+    lists, and non-finite floats (NaN, inf) ``None``."""
+    import math
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (int, float, str)):     # numpy arrays/scalars, tensors
+        return json_ready(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj

@@ -68,7 +68,12 @@ def compute_loss(cfg: TrainConfig, model, x, y, crit, step: int):
 
 
 def validate(cfg, task, model, x, y, device) -> tuple[float, float]:
-    """Accuracy and mean steps on (x, y), with the halting the model is trained for (else fixed steps)."""
+    """Accuracy and mean steps on (x, y), with the halting the model is trained for (else fixed steps);
+    a task with its own ``validate`` (MRI: mean SSIM, iterations) answers instead."""
+    if hasattr(task, "validate"):
+        res = task.validate(model, x, y, cfg, device)
+        model.train()
+        return res
     halting = {"act": ACT(cfg.act_eps), "ponder": "ponder"}.get(cfg.loss, "fixed")
     res = evaluate_level(model, task, x, y, cfg.steps, halting, cfg.batch_size * 2, str(device), curve=False,
                          amp=cfg.amp)
@@ -187,7 +192,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * factor
         with autocast(cfg, device):
-            loss = compute_loss(cfg, net, x, y, task.criterion(x, cfg), step)
+            if hasattr(task, "loss"):        # a task with its own objective (MRI reconstruction)
+                loss = task.loss(net, x, y, cfg, step)
+            else:
+                loss = compute_loss(cfg, net, x, y, task.criterion(x, cfg), step)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower lr or enable clip")
         opt.zero_grad(set_to_none=True)

@@ -4,6 +4,15 @@
 
 ``W_x`` and ``W_h`` are applied as one fused convolution over ``[x, h]``.
 Source: Elman (1990), convolutional form as used by Nayebi et al. (2018) and Spoerer et al. (2017).
+
+Two optional knobs (defaults give the cell above exactly):
+
+    h' = τ h + (1 - τ) f( norm( W_x * x [+ W_h * h] + b ) )
+
+``decay=τ`` in [0, 1) keeps a fixed fraction of the old state (a leaky integrator; 0: none) and
+``lateral=False`` drops ``W_h * h``. ``activation="relu", decay=τ, lateral=False`` is the "time
+decay" cell of Nayebi et al. (2018): each unit only decays towards its feedforward drive, with no
+recurrent weights (here with a fixed, not learned, τ).
 """
 from __future__ import annotations
 
@@ -19,15 +28,21 @@ _ACTS = {"tanh": torch.tanh, "relu": torch.relu}
 @register_cell("elman")
 class ElmanCell(ConvRNNCell):
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3,
-                 activation: str = "tanh", norm_groups: int = 0):
+                 activation: str = "tanh", norm_groups: int = 0, decay: float = 0.0, lateral: bool = True):
         super().__init__(in_channels, hidden_channels, kernel_size)
         if activation not in _ACTS:
             raise ValueError(f"ElmanCell: activation must be one of {sorted(_ACTS)}, got {activation!r}")
-        self.activation = activation
-        self.conv = conv(in_channels + hidden_channels, hidden_channels, kernel_size)
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+            raise ValueError(f"ElmanCell: decay must be a number in [0, 1), got {decay!r}")
+        if not isinstance(lateral, bool):
+            raise ValueError(f"ElmanCell: lateral must be a bool, got {lateral!r}")
+        self.activation, self.decay, self.lateral = activation, float(decay), lateral
+        self.conv = conv(in_channels + (hidden_channels if lateral else 0), hidden_channels, kernel_size)
         self.norm = nn.GroupNorm(norm_groups, hidden_channels) if norm_groups else nn.Identity()
 
     def forward(self, x, state=None):
         h = self._prepare(x, state)
-        h = _ACTS[self.activation](self.norm(self.conv(torch.cat([x, h], 1))))
-        return h, h
+        new = _ACTS[self.activation](self.norm(self.conv(torch.cat([x, h], 1) if self.lateral else x)))
+        if self.decay:
+            new = self.decay * h + (1 - self.decay) * new
+        return new, new

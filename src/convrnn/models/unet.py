@@ -18,15 +18,17 @@ fastMRI's code.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_image, check_keys
+from ..errors import DictConfig, check_image, check_keys
 from ..registry import register_model
 from ..tasks.mri import ifft2c, rss
 
-__all__ = ["UNet", "unet_mri", "zero_filled_magnitude"]
+__all__ = ["UNet", "UNetConfig", "unet_mri", "zero_filled_magnitude"]
 
 
 def zero_filled_magnitude(kspace_masked: torch.Tensor) -> torch.Tensor:
@@ -52,7 +54,25 @@ class _Up(nn.Module):
         return F.leaky_relu(self.norm(self.up(x)), 0.2)
 
 
+@dataclass
+class UNetConfig(DictConfig):
+    """The U-Net's constructor arguments (kept on ``model.config`` so checkpoints can rebuild it)."""
+
+    _what = "unet_mri config"
+
+    in_chans: int = 1
+    out_chans: int = 1
+    chans: int = 32
+    num_pools: int = 4
+    drop_prob: float = 0.0
+    normalize: bool = True
+
+
 class UNet(nn.Module):
+    @classmethod
+    def from_config(cls, config: UNetConfig) -> "UNet":
+        return cls(**config.to_dict())
+
     def __init__(self, in_chans: int = 1, out_chans: int = 1, chans: int = 32, num_pools: int = 4,
                  drop_prob: float = 0.0, normalize: bool = True):
         super().__init__()
@@ -62,6 +82,7 @@ class UNet(nn.Module):
         if not 0.0 <= float(drop_prob) < 1.0:
             raise ValueError(f"unet_mri: drop_prob must be in [0, 1), got {drop_prob!r}")
         self.in_chans, self.out_chans, self.num_pools, self.normalize = in_chans, out_chans, num_pools, normalize
+        self.config = UNetConfig(in_chans, out_chans, chans, num_pools, float(drop_prob), bool(normalize))
         self.down = nn.ModuleList()
         c = chans
         self.down.append(_block(in_chans, c, drop_prob))

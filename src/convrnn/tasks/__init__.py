@@ -11,8 +11,11 @@ import importlib
 from ..errors import require, unknown_name
 
 TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask",
-         "classification": "convrnn.tasks.classification:ClassificationTask"}
-# MRI data (fastMRI format, phantoms, masks, FFTs) lives in convrnn.tasks.mri; its trainer glue comes with PC-RNN.
+         "classification": "convrnn.tasks.classification:ClassificationTask",
+         "mri": "convrnn.tasks.mri_recon:MRITask"}
+# MRI data (fastMRI format, phantoms, masks, FFTs, metrics) lives in convrnn.tasks.mri, its trainer glue and
+# evaluation in convrnn.tasks.mri_recon. A task may define loss(net, x, y, cfg, step) and
+# validate(model, x, y, cfg, device) -> (score, steps) to replace the classification-style defaults.
 
 
 def get_task(name: str, **options):
@@ -22,4 +25,6 @@ def get_task(name: str, **options):
     module, cls = TASKS[name].split(":")
     if name in ("mazes", "pathfinder"):      # their generators are numba kernels
         require("numba", "tasks")
+    if name == "mri":
+        require("h5py", "mri")
     return getattr(importlib.import_module(module), cls)(**options)

@@ -97,6 +97,7 @@ __all__ = [
     "read_volume",
     "MRISliceDataset",
     "shepp_logan",
+    "phantom_volume",
     "write_phantom_volumes",
 ]
 
@@ -325,8 +326,10 @@ def rss(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     over the interleaved ``2C`` channel dim it equals the RSS of the complex coil images)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"rss: expected a torch.Tensor, got {type(x).__name__}")
-    sq = x.real.square() + x.imag.square() if x.is_complex() else x.square()
-    return sq.sum(dim).sqrt()
+    sq = (x.real.square() + x.imag.square() if x.is_complex() else x.square()).sum(dim)
+    if sq.requires_grad:      # d sqrt(s)/ds is infinite at s = 0: keep gradients finite where a pixel is exactly 0
+        sq = sq.clamp_min(torch.finfo(sq.dtype).tiny)
+    return sq.sqrt()
 
 
 def data_consistency(image_pred: torch.Tensor, kspace_measured: torch.Tensor, mask) -> torch.Tensor:
@@ -477,15 +480,6 @@ def read_volume(path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    h, w = size
-    H, W = x.shape[-2:]
-    if h > H or w > W:
-        raise ValueError(f"crop {size} is larger than the image {(H, W)}")
-    top, left = (H - h) // 2, (W - w) // 2
-    return x[..., top:top + h, left:left + w]
-
-
 def _collect_paths(paths_or_dir) -> list[Path]:
     if isinstance(paths_or_dir, (str, os.PathLike)):
         p = Path(paths_or_dir)
@@ -607,7 +601,7 @@ class MRISliceDataset(torch.utils.data.Dataset):
         elif key == "none":
             target = torch.zeros(0)
         if self.crop is not None and target.numel():
-            target = _center_crop(target, self.crop)
+            target = center_crop(target, self.crop)
         km = apply_mask(k, mask)
         return {
             "kspace_masked": complex_to_channels(km).flatten(0, 1),
@@ -732,8 +726,25 @@ def _atomic_h5(path: Path, write) -> None:
 
 def _check_pos_int(v, name: str, minimum: int) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"write_phantom_volumes: {name} must be an int >= {minimum}, got {v!r}")
+        raise ValueError(f"phantoms: {name} must be an int >= {minimum}, got {v!r}")
     return int(v)
+
+
+def phantom_volume(seed: int, index: int, slices: int, size, coils: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Volume ``index`` of the phantom set ``seed`` in memory: k-space complex64 ``(slices, H, W)``
+    (``coils=0``) or ``(slices, coils, H, W)``, and the float32 magnitude target ``(slices, H, W)``
+    (``|image|``, or the RSS of the coil images).  :func:`write_phantom_volumes` stores exactly these."""
+    H, W = (size, size) if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else tuple(size)
+    H, W = _check_pos_int(H, "size", 8), _check_pos_int(W, "size", 8)
+    slices, coils = _check_pos_int(slices, "slices", 1), _check_pos_int(coils, "coils", 0)
+    seed, index = _check_pos_int(seed, "seed", 0), _check_pos_int(index, "index", 0)
+    images, maps = _phantom_volume(np.random.default_rng([seed, index]), slices, H, W, coils)
+    if maps is None:
+        coil_images, target = images, np.abs(images)
+    else:
+        coil_images = images[:, None] * maps[None]
+        target = np.sqrt((np.abs(coil_images) ** 2).sum(1))
+    return _fft2c_np(coil_images).astype(np.complex64), target.astype(np.float32)
 
 
 def write_phantom_volumes(out_dir, n_volumes: int, *, slices: int = 16, size=128, coils: int = 0, seed: int = 0,
@@ -761,16 +772,7 @@ def write_phantom_volumes(out_dir, n_volumes: int, *, slices: int = 16, size=128
     header = _header_xml(H, W, coils, acquisition).encode()
     paths = []
     for v in range(n_volumes):
-        rng = np.random.default_rng([seed, v])
-        images, maps = _phantom_volume(rng, slices, H, W, coils)
-        if maps is None:
-            coil_images = images
-            target = np.abs(images)
-        else:
-            coil_images = images[:, None] * maps[None]
-            target = np.sqrt((np.abs(coil_images) ** 2).sum(1))
-        kspace = _fft2c_np(coil_images).astype(np.complex64)
-        target = target.astype(np.float32)
+        kspace, target = phantom_volume(seed, v, slices, (H, W), coils)
         attrs = {"max": float(target.max()), "acquisition": acquisition,
                  "patient_id": hashlib.sha256(f"convrnn-phantom:{seed}:{v}".encode()).hexdigest()}
         mask = None
