@@ -266,3 +266,21 @@ def test_rss_gradient_is_finite_where_a_pixel_is_zero():
     out.sum().backward()
     assert torch.isfinite(x.grad).all()
     assert torch.allclose(x.grad[0, :, 1, 1], torch.tensor([0.6, 0.8]))
+
+
+def test_training_through_the_trainer_beats_zero_filled(tmp_path):
+    """A small PC-RNN trained by convrnn.train for 160 steps on 32 phantom slices reconstructs the
+    held-out slices far better than zero-filling does under the same validation masks."""
+    from convrnn.config import load_config
+    from convrnn.train import train
+    cfg = load_config("mri_pcrnn_cpu", ["n_train=32", "n_val=8", "epochs=20", "batch_size=4", "num_threads=1",
+                                        "data_kwargs.size=24", "data_kwargs.slices=8", "model_kwargs.width=8",
+                                        "model_kwargs.final_width=8", "model_kwargs.iterations=[2,2,2]", "lr=0.01",
+                                        "warmup_epochs=0.1", f"out_dir={tmp_path / 'run'}"])
+    res = train(cfg, progress=False)
+    task = get_task("mri")
+    _, (x, y) = task.datasets(cfg)
+    mask = task.masks(len(x), x.shape[-1], [999_983], fixed=True)
+    zf = rss(zero_filled(x * mask), dim=1)
+    zf_ssim = np.mean([ssim(t, p, maxval=float(t.max())) for t, p in zip(y, zf)])
+    assert res["val_acc"] > zf_ssim + 0.1, (res["val_acc"], zf_ssim)

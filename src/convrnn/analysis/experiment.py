@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from ..config import set_dotted
-from ..errors import DictConfig, check_keys, check_positive_int
+from ..errors import DictConfig, check_keys, check_positive_int, pyplot
 from ..fileio import atomic_write, atomic_write_text
 
 __all__ = ["ExperimentConfig", "AnalysisSettings", "METRICS", "load_experiment", "run_experiment",
@@ -567,11 +567,8 @@ def write_experiment_report(result: dict, out_dir) -> list[Path]:
            f"{a['attack_n'] or a['n'] or 'all'} images, area {a['area']}, perturbation norm {a['divergence_eps']:g}.",
            "", "![metrics](metrics.png)", "", "![robustness](robustness.png)", "", "![divergence](divergence.png)", ""]
     atomic_write_text(paths[1], "\n".join(md))
-    try:
-        import matplotlib
-    except ImportError:   # pragma: no cover - plots are optional
+    if pyplot(optional=True) is None:      # plots are optional
         return paths
-    matplotlib.use("Agg")
     paths += _plot(result, out)
     return paths
 
@@ -584,7 +581,7 @@ def _savefig(fig, path: Path):
 
 
 def _plot(result: dict, out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
     agg, runs, a = result["aggregate"], result["runs"], result["analysis"]
     names = list(agg)

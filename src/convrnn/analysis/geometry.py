@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import check_steps, require, unknown_name
+from ..errors import check_steps, pyplot, require, unknown_name
 from ..fileio import atomic_write_text, json_ready
 from .robustness import _EvalMode, _check_xy, _device
 
@@ -405,12 +405,9 @@ def write_geometry_report(report: dict, out_dir) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "geometry.json"]
     atomic_write_text(paths[0], json.dumps(report, indent=1) + "\n")
-    try:
-        import matplotlib
-    except ImportError:   # pragma: no cover - plots are optional
+    plt = pyplot(optional=True)
+    if plt is None:       # plots are optional
         return paths
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     areas = report["areas"]
     steps = range(1, report["steps"] + 1)

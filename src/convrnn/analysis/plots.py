@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import require
+from ..errors import pyplot
 
-matplotlib = require("matplotlib", "plots")
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+plt = pyplot()
 
 
 def _save(fig, path: Path) -> Path:

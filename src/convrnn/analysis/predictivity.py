@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import require, unknown_name
+from ..errors import pyplot, require, unknown_name
 from ..fileio import atomic_write_text
 from .geometry import area_names, collect_area_outputs, json_ready
 
@@ -273,12 +273,9 @@ def write_predictivity_report(report: dict, out_dir) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "predictivity.json"]
     atomic_write_text(paths[0], json.dumps(report, indent=1) + "\n")
-    try:
-        import matplotlib
-    except ImportError:   # pragma: no cover - plots are optional
+    plt = pyplot(optional=True)
+    if plt is None:       # plots are optional
         return paths
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     key = report.get("best_measure", "corrected_ev")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))

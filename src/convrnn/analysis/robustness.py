@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import pyplot
 from ..fileio import atomic_write_text
 
 __all__ = ["NOISE_KINDS", "ATTACKS", "add_noise", "gaussian_blur", "gaussian_kernel1d", "step_accuracies",
@@ -298,12 +299,9 @@ def write_robustness_report(results: dict, out_dir) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "robustness.json"]
     atomic_write_text(paths[0], json.dumps(results, indent=2, sort_keys=True) + "\n")
-    try:
-        import matplotlib
-    except ImportError:   # pragma: no cover - plots are optional
+    plt = pyplot(optional=True)
+    if plt is None:       # plots are optional
         return paths
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     for name, r in results.items():
         kind = r.get("analysis") if isinstance(r, dict) else None

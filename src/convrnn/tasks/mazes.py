@@ -675,10 +675,10 @@ class MazeTask:
 
     def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=3):
         """Grid: input, prediction after several fixed step counts, prediction with halting, target."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import torch
+
+        from ..errors import pyplot
+        plt = pyplot()
 
         levels = list(result["levels"])
         level = str(level or levels[-1])

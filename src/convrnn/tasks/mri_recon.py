@@ -329,12 +329,8 @@ def report_table(result: dict) -> str:
 
 
 def _plt():
-    from ..errors import require
-    require("matplotlib", "plots")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    from ..errors import pyplot
+    return pyplot()
 
 
 def plot_iterations(result: dict, path) -> Path | None:
@@ -438,15 +434,15 @@ def write_mri_report(result: dict, models: dict, out_dir, *, device: str = "cpu"
     """``eval.json``, ``report.md`` and the figures (quality vs iterations, reconstructions, every
     PC-RNN's iterations per scale) in ``out_dir``."""
     import json
+
+    from ..errors import pyplot
     from ..fileio import atomic_write_text, json_ready
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "eval.json", out / "report.md"]
     atomic_write_text(paths[0], json.dumps(json_ready(result), indent=1))     # inf PSNR -> null
     atomic_write_text(paths[1], "# MRI reconstruction\n\n" + report_table(result))
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if pyplot(optional=True) is None:
         print("mri: matplotlib is not installed, so no figures (pip install 'convrnn[plots]')")
         return paths
     accs = list(result["accelerations"])

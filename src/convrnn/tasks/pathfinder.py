@@ -915,10 +915,10 @@ class PathfinderTask:
 
     def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=8):
         """A row of test images with label, prediction and steps used under the evaluated halting."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import torch
+
+        from ..errors import pyplot
+        plt = pyplot()
 
         level = str(level or list(result["levels"])[-1])
         x, y = self.eval_data(level, n_examples, result["seed"], result.get("data"))
