@@ -202,6 +202,8 @@ def test_divergence_scales_with_eps_on_linear_toy():
         raw.append([eps * v for v in d])             # un-normalised ||a' - a||
         np.testing.assert_allclose(d, [1, 0.8, 0.64], rtol=1e-9)   # normalised: independent of eps
     assert all(raw[i][t] < raw[i + 1][t] for i in range(2) for t in range(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        geo.trajectory_divergence(LinearToy(0.8), (x * 255).to(torch.uint8), 3)
 
 
 @pytest.mark.parametrize("mc_dropout", [False, True])

@@ -315,6 +315,8 @@ def trajectory_divergence(model, x: torch.Tensor, steps: int, eps: float = 1e-3,
     steps = check_steps(steps)
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError(f"x: expected images (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+    if not x.is_floating_point():      # a small perturbation of integer images would round to zero
+        raise TypeError(f"x: expected floating-point images (e.g. uint8 / 255), got dtype {x.dtype}")
     eps = float(eps)
     if not eps > 0 or not math.isfinite(eps):
         raise ValueError(f"eps: expected a finite perturbation norm > 0, got {eps}")
