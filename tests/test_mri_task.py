@@ -284,3 +284,23 @@ def test_training_through_the_trainer_beats_zero_filled(tmp_path):
     zf = rss(zero_filled(x * mask), dim=1)
     zf_ssim = np.mean([ssim(t, p, maxval=float(t.max())) for t, p in zip(y, zf)])
     assert res["val_acc"] > zf_ssim + 0.1, (res["val_acc"], zf_ssim)
+
+
+
+def test_mask_per_volume_matches_fastmri_validation(tmp_path):
+    from convrnn.tasks.mri import MRISliceDataset
+    write_phantom_volumes(tmp_path, 2, slices=3, size=16, seed=0)
+    per_slice = MRISliceDataset(tmp_path, mask=("4x", 7))
+    per_vol = MRISliceDataset(tmp_path, mask=("4x", 7), mask_per_volume=True)
+    m = [per_vol[i]["mask"] for i in range(6)]
+    assert all(torch.equal(m[0], m[i]) for i in (1, 2)) and all(torch.equal(m[3], m[i]) for i in (4, 5))
+    assert not torch.equal(m[0], m[3])
+    import zlib
+    assert torch.equal(m[3].flatten(), make_mask("4x", 16, [7, zlib.crc32(b"phantom_0001.h5")]))
+    assert not all(torch.equal(per_slice[0]["mask"], per_slice[i]["mask"]) for i in (1, 2))
+    model = convrnn.create_model("unet_mri", chans=4, num_pools=2)
+    res = evaluate_reconstruction({"u": model}, tmp_path, ["4x"], seed=7, progress=False, mask_per_volume=True)
+    gt = torch.stack([per_vol[i]["target"] for i in range(3)])
+    zf = torch.stack([rss(zero_filled(per_vol[i]["kspace_masked"]), dim=0) for i in range(3)])
+    assert res["mask_per_volume"] is True
+    assert res["accelerations"]["4x"]["methods"]["zero_filled"]["per_volume"][0]["ssim"] == pytest.approx(ssim(gt, zf))

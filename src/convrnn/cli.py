@@ -140,7 +140,8 @@ def cmd_eval_mri(args) -> int:
     its = _levels(args.iterations) if args.iterations else None
     result = evaluate_reconstruction(models, data, accs, seed=args.seed, mask_kind=args.mask_kind, iterations=its,
                                      cs_lambda=args.cs_lambda if args.cs else None, device=str(device),
-                                     batch_size=args.batch_size, progress=not args.no_progress)
+                                     batch_size=args.batch_size, progress=not args.no_progress,
+                                     mask_per_volume=args.mask_per_volume)
     result["checkpoints"] = [str(c) for c in args.checkpoint]
     paths = write_mri_report(result, models, args.out, device=str(device))
     print(report_table(result), end="")
@@ -425,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 4)")
     e.add_argument("--accelerations", default="4x,8x", help="mri: mask settings (default: %(default)s)")
     e.add_argument("--mask-kind", default="random", choices=["random", "equispaced"], help="mri mask kind")
+    e.add_argument("--mask-per-volume", action="store_true",
+                   help="mri: one mask per volume, as fastMRI's validation does (default: one per slice)")
     e.add_argument("--iterations", default=None,
                    help="mri: also sweep PC-RNN iterations per module, e.g. 1,2,3,5,8")
     e.add_argument("--cs", action="store_true", help="mri: add the compressed-sensing baseline (sigpy)")

@@ -507,6 +507,8 @@ class MRISliceDataset(torch.utils.data.Dataset):
             for validation); ``seed=None`` draws a fresh mask per call from torch's global
             generator (training).  Files that store a ``mask`` (test files, already undersampled)
             always use it; ``mask=None`` requires every file to store one.
+        mask_per_volume: with an int seed, one mask for every slice of a file, from
+            ``default_rng([seed, crc32(fname)])``, as fastMRI's validation does (default: one per slice).
         target_key: ``None`` picks ``reconstruction_esc`` for single-coil files that have it,
             else ``reconstruction_rss``; a key name requires it; ``"computed"`` uses
             ``rss(ifft2c(kspace))`` of the full k-space; ``"none"`` returns an empty target.
@@ -519,9 +521,10 @@ class MRISliceDataset(torch.utils.data.Dataset):
     ``max`` attribute, else the target volume's max, else 0), ``fname`` str, ``slice`` int.
     """
 
-    def __init__(self, paths_or_dir, mask=("4x", 0), target_key=None, crop=None):
+    def __init__(self, paths_or_dir, mask=("4x", 0), target_key=None, crop=None, mask_per_volume: bool = False):
         self.files = _collect_paths(paths_or_dir)
         self.mask = self._check_mask_spec(mask)
+        self.mask_per_volume = bool(mask_per_volume)
         if crop is not None:
             crop = (int(crop), int(crop)) if isinstance(crop, (int, np.integer)) else tuple(int(c) for c in crop)
             if len(crop) != 2 or min(crop) < 1:
@@ -582,7 +585,7 @@ class MRISliceDataset(torch.utils.data.Dataset):
     def _slice_mask(self, fi: int, s: int, width: int) -> torch.Tensor:
         setting, seed, kind = self.mask
         if seed is not None:
-            seed = [int(seed), zlib.crc32(self.files[fi].name.encode()), s]
+            seed = [int(seed), zlib.crc32(self.files[fi].name.encode())] + ([] if self.mask_per_volume else [s])
         return make_mask(setting, width, seed, kind)
 
     def __getitem__(self, i: int) -> dict:

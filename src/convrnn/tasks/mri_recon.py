@@ -222,9 +222,9 @@ def cs_reconstruct(kspace_masked: torch.Tensor, mask: torch.Tensor, lamda: float
 
 # ---- evaluation --------------------------------------------------------------------------------
 
-def _volumes(data, acceleration: str, seed: int, mask_kind: str):
+def _volumes(data, acceleration: str, seed: int, mask_kind: str, per_volume: bool = False):
     """Slices of each volume, in file order, as dicts of stacked tensors."""
-    ds = MRISliceDataset(data, mask=(acceleration, seed, mask_kind))
+    ds = MRISliceDataset(data, mask=(acceleration, seed, mask_kind), mask_per_volume=per_volume)
     vols: dict = {}
     for i in range(len(ds)):
         item = ds[i]
@@ -260,7 +260,8 @@ def _predict(model, vol, device, batch_size, iterations=None) -> torch.Tensor:
 
 def evaluate_reconstruction(models: dict, data, accelerations=("4x", "8x"), *, seed: int = 0,
                             mask_kind: str = "random", iterations=None, cs_lambda: float | None = None,
-                            device: str = "cpu", batch_size: int = 16, progress: bool = True) -> dict:
+                            device: str = "cpu", batch_size: int = 16, progress: bool = True,
+                            mask_per_volume: bool = False) -> dict:
     """Volume-wise NMSE/PSNR/SSIM of zero-filled, each model in ``models`` (name -> model) and, with
     ``cs_lambda``, compressed sensing, at each acceleration; with ``iterations`` (a list of ints),
     also every PC-RNN's quality with that many iterations in every module."""
@@ -268,13 +269,14 @@ def evaluate_reconstruction(models: dict, data, accelerations=("4x", "8x"), *, s
     for m in models.values():
         m.eval().to(device)
     res = {"schema": "convrnn.mri_eval/1", "data": str(data), "seed": int(seed), "mask_kind": mask_kind,
+           "mask_per_volume": bool(mask_per_volume),
            "accelerations": {}, "models": {n: {"architecture": type(m).__name__, "config": m.config.to_dict(),
                                                "iterations": model_iterations(m)} for n, m in models.items()}}
     for acc in accelerations:
         per = {"zero_filled": []}
         sweep = {}
         times = {}
-        for fname, vol in tqdm(list(_volumes(data, acc, seed, mask_kind)), desc=f"eval {acc}", disable=None if progress
+        for fname, vol in tqdm(list(_volumes(data, acc, seed, mask_kind, mask_per_volume)), desc=f"eval {acc}", disable=None if progress
                                else True, leave=False):
             gt = vol["target"]
             zf = rss(zero_filled(vol["kspace_masked"]), dim=1)
@@ -360,13 +362,13 @@ def plot_iterations(result: dict, path) -> Path | None:
 
 @torch.no_grad()
 def plot_reconstructions(models: dict, data, accelerations, path, *, seed: int = 0, mask_kind: str = "random",
-                         cs_lambda: float | None = None, device: str = "cpu") -> Path:
+                         cs_lambda: float | None = None, device: str = "cpu", mask_per_volume: bool = False) -> Path:
     """The middle slice of the first volume at each acceleration: target, zero-filled, CS and every
     model (top), and the absolute error x 5 (bottom row of each pair)."""
     plt = _plt()
     cols, rows = None, []
     for acc in accelerations:
-        _, vol = next(_volumes(data, acc, seed, mask_kind))
+        _, vol = next(_volumes(data, acc, seed, mask_kind, mask_per_volume))
         s = len(vol["target"]) // 2
         one = {k: v[s:s + 1] for k, v in vol.items()}
         gt = one["target"][0]
@@ -399,11 +401,11 @@ def plot_reconstructions(models: dict, data, accelerations, path, *, seed: int =
 
 @torch.no_grad()
 def plot_pcrnn_steps(model, data, acceleration: str, path, *, seed: int = 0, mask_kind: str = "random",
-                     device: str = "cpu") -> Path:
+                     device: str = "cpu", mask_per_volume: bool = False) -> Path:
     """One slice after every iteration of every PC-RNN module (rows: scale 1/4, 1/2, 1; last
     column: the final combined output), with the SSIM of each image."""
     plt = _plt()
-    _, vol = next(_volumes(data, acceleration, seed, mask_kind))
+    _, vol = next(_volumes(data, acceleration, seed, mask_kind, mask_per_volume))
     s = len(vol["target"]) // 2
     gt = vol["target"][s]
     out = model.eval()(vol["kspace_masked"][s:s + 1].to(device), vol["mask"][s:s + 1].to(device),
@@ -447,15 +449,16 @@ def write_mri_report(result: dict, models: dict, out_dir, *, device: str = "cpu"
         return paths
     accs = list(result["accelerations"])
     data, seed, kind = result["data"], result["seed"], result["mask_kind"]
+    per_volume = result.get("mask_per_volume", False)
     p = plot_iterations(result, out / "quality_vs_iterations.png")
     if p:
         paths.append(p)
     cs = result.get("cs", {}).get("lambda")
     paths.append(plot_reconstructions(models, data, accs, out / "reconstructions.png", seed=seed, mask_kind=kind,
-                                      cs_lambda=cs, device=device))
+                                      cs_lambda=cs, device=device, mask_per_volume=per_volume))
     for name, model in models.items():
         if type(_core(model)).__name__ == "PCRNN":
             for acc in accs:
                 paths.append(plot_pcrnn_steps(model, data, acc, out / f"{name}_iterations_{acc}.png", seed=seed,
-                                              mask_kind=kind, device=device))
+                                              mask_kind=kind, device=device, mask_per_volume=per_volume))
     return paths
