@@ -24,20 +24,6 @@ def require(module: str, extra: str):
         raise ImportError(f"this needs the optional package {module!r}: pip install 'convrnn[{extra}]'") from None
 
 
-def pyplot(optional: bool = False):
-    """``matplotlib.pyplot`` on the non-interactive Agg backend. A missing matplotlib raises an
-    ImportError with the pip command, or gives ``None`` with ``optional=True`` (callers skip figures)."""
-    try:
-        import matplotlib
-    except ImportError:
-        if optional:
-            return None
-        raise ImportError("figures need the optional package 'matplotlib': pip install 'convrnn[plots]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def set_finite_checks(enabled: bool) -> None:
     """Turn the NaN/inf scan of model inputs on or off (it costs one device sync per call)."""
     global _CHECK_FINITE

@@ -57,8 +57,9 @@ import numpy as np
 import torch
 
 from ..config import set_dotted
-from ..errors import DictConfig, check_keys, check_positive_int, pyplot
-from ..fileio import atomic_write, atomic_write_text
+from ..errors import DictConfig, check_keys, check_positive_int
+from ..fileio import atomic_write_text
+from .plots import pyplot, save_figure
 
 __all__ = ["ExperimentConfig", "AnalysisSettings", "METRICS", "load_experiment", "run_experiment",
            "summarize", "t_quantile_975", "count_params", "match_param_count", "run_configs", "report_table",
@@ -573,13 +574,6 @@ def write_experiment_report(result: dict, out_dir) -> list[Path]:
     return paths
 
 
-def _savefig(fig, path: Path):
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=200, bbox_inches="tight")
-    atomic_write(path, lambda f: f.write(buf.getvalue()), fsync=False)
-
-
 def _plot(result: dict, out: Path) -> list[Path]:
     plt = pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -611,10 +605,7 @@ def _plot(result: dict, out: Path) -> list[Path]:
                 ax.axhline(0, color="gray", lw=0.8)
         k = len(result["seeds"])
         fig.suptitle(f"{result['name']}: mean ± sd over {k} seed{'s' if k > 1 else ''} (dots: seeds)", fontsize=10)
-        fig.tight_layout()
-        paths.append(out / "metrics.png")
-        _savefig(fig, paths[-1])
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "metrics.png", dpi=200, bbox_inches="tight"))
 
         # robustness: accuracy vs noise level and vs readout step
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.4))
@@ -632,10 +623,7 @@ def _plot(result: dict, out: Path) -> list[Path]:
         ax2.set(xlabel="readout step", ylabel="clean accuracy (%)", title="Speed-accuracy", ylim=(0, 102))
         ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax1.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out / "robustness.png")
-        _savefig(fig, paths[-1])
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "robustness.png", dpi=200, bbox_inches="tight"))
 
         # divergence and dimensionality per step
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 3.4))
@@ -659,8 +647,5 @@ def _plot(result: dict, out: Path) -> list[Path]:
         for ax in (ax1, ax2):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.legend(fontsize=8)
-        fig.tight_layout()
-        paths.append(out / "divergence.png")
-        _savefig(fig, paths[-1])
-        plt.close(fig)
+        paths.append(save_figure(fig, out / "divergence.png", dpi=200, bbox_inches="tight"))
     return paths

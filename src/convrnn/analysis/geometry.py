@@ -30,8 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import check_steps, pyplot, require, unknown_name
+from ..errors import check_steps, require, unknown_name
 from ..fileio import atomic_write_text, json_ready
+from .plots import pyplot, save_figure
 from .robustness import _EvalMode, _check_xy, _device
 
 __all__ = ["collect_area_outputs", "participation_ratio", "pca_trajectories", "class_mean_trajectories",
@@ -438,8 +439,5 @@ def write_geometry_report(report: dict, out_dir) -> list[Path]:
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "geometry.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "geometry.png", dpi=110))
     return paths

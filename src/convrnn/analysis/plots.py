@@ -1,21 +1,39 @@
-"""Plots for evaluation results (matplotlib, Agg backend, PNG)."""
+"""Figures (matplotlib on the Agg backend, PNG): the two helpers every figure writer uses, and the
+evaluation plots."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
-from ..errors import pyplot
-
-plt = pyplot()
+from ..fileio import atomic_write
 
 
-def _save(fig, path: Path) -> Path:
+def pyplot(optional: bool = False):
+    """``matplotlib.pyplot`` on the non-interactive Agg backend. A missing matplotlib raises an
+    ImportError with the pip command, or gives ``None`` with ``optional=True`` (callers skip figures)."""
+    try:
+        import matplotlib
+    except ImportError:
+        if optional:
+            return None
+        raise ImportError("figures need the optional package 'matplotlib': pip install 'convrnn[plots]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 130, **savefig_kwargs) -> Path:
+    """Lay out ``fig``, write it as a PNG to ``path`` atomically, close it; returns ``path``."""
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **savefig_kwargs)
+    pyplot().close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()), fsync=False)
+    return Path(path)
 
 
 def plot_eval(result: dict, out_dir: Path) -> list[Path]:
+    plt = pyplot()
     levels = result["levels"]
     names = list(levels)
     label = "maze size" if result["task"] == "mazes" else "difficulty"
@@ -32,7 +50,7 @@ def plot_eval(result: dict, out_dir: Path) -> list[Path]:
         ax.set_ylim(-2, 102)
         ax.set_title("Accuracy vs iterations (dotted: mean steps with halting)")
         ax.legend(title=label, fontsize=8)
-        paths.append(_save(fig, out_dir / "accuracy_vs_steps.png"))
+        paths.append(save_figure(fig, out_dir / "accuracy_vs_steps.png"))
     fig, ax1 = plt.subplots(figsize=(5.5, 3.8))
     xs = [float(k) for k in names]
     ax1.plot(xs, [levels[k]["mean_steps"] for k in names], "o-", label="mean steps")
@@ -45,5 +63,5 @@ def plot_eval(result: dict, out_dir: Path) -> list[Path]:
     ax2.set_ylim(-2, 102)
     ax1.legend(loc="upper left", fontsize=8)
     ax1.set_title("Steps used and accuracy vs difficulty")
-    paths.append(_save(fig, out_dir / "steps_vs_difficulty.png"))
+    paths.append(save_figure(fig, out_dir / "steps_vs_difficulty.png"))
     return paths

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import pyplot, require, unknown_name
-from ..fileio import atomic_write_text
-from .geometry import area_names, collect_area_outputs, json_ready
+from ..errors import require, unknown_name
+from ..fileio import atomic_write_text, json_ready
+from .geometry import area_names, collect_area_outputs
+from .plots import pyplot, save_figure
 
 __all__ = ["neural_predictivity", "noise_ceiling", "features_by_area_step", "predictivity_report",
            "write_predictivity_report", "METHODS", "SCORES", "DEFAULT_ALPHAS"]
@@ -297,8 +298,5 @@ def write_predictivity_report(report: dict, out_dir) -> list[Path]:
     for ax in (ax1, ax2):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "predictivity.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "predictivity.png", dpi=110))
     return paths

@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import pyplot
 from ..fileio import atomic_write_text
+from .plots import pyplot, save_figure
 
 __all__ = ["NOISE_KINDS", "ATTACKS", "add_noise", "gaussian_blur", "gaussian_kernel1d", "step_accuracies",
            "noise_robustness", "speed_accuracy", "FinalStepLogits", "adversarial_examples", "adversarial_accuracy",
@@ -329,9 +329,5 @@ def write_robustness_report(results: dict, out_dir) -> list[Path]:
         ax.set_ylim(-2, 102)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / f"{name}.png"
-        fig.savefig(p, dpi=130)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(save_figure(fig, out_dir / f"{name}.png"))
     return paths

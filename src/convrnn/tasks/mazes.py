@@ -677,7 +677,7 @@ class MazeTask:
         """Grid: input, prediction after several fixed step counts, prediction with halting, target."""
         import torch
 
-        from ..errors import pyplot
+        from ..analysis.plots import pyplot, save_figure
         plt = pyplot()
 
         levels = list(result["levels"])
@@ -710,7 +710,4 @@ class MazeTask:
                 ax.set_title(title, fontsize=7)
                 ax.axis("off")
         fig.suptitle(f"{level}x{level} mazes", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=130)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)

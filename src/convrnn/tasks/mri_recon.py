@@ -24,6 +24,7 @@ then mean and standard deviation over volumes; masks are seeded per file and sli
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from pathlib import Path
@@ -31,10 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..analysis.plots import pyplot, save_figure
 from ..errors import check_keys
-from .mri import (MASK_KINDS, MASKS, MRISliceDataset, center_crop, channels_to_complex, complex_to_channels,
-                  make_mask, nmse, nmse_ssim_loss, phantom_volume, psnr, read_volume, rss, ssim, write_phantom_volumes,
-                  zero_filled)
+from ..models.pcrnn import PCRNN
+from ..models.unet import UNet, zero_filled_magnitude
+from .mri import (MASK_KINDS, MASKS, MRIDataError, MRISliceDataset, _check_pos_int, _collect_paths, center_crop,
+                  channels_to_complex, complex_to_channels, make_mask, nmse, nmse_ssim_loss, phantom_volume, psnr,
+                  read_volume, rss, ssim, write_phantom_volumes, zero_filled)
 
 DATA_KEYS = ("size", "slices", "coils", "accelerations", "mask_kind", "ssim_weight", "val_data")
 
@@ -47,8 +51,6 @@ def reconstruct(model, kspace_masked: torch.Tensor, mask: torch.Tensor, iteratio
     """Magnitude reconstruction ``(B, H, W)`` from masked k-space ``(B, 2C, H, W)`` and masks
     ``(B, 1, 1, W)``: PC-RNN takes the k-space (``iterations`` per module optional), the U-Net the
     zero-filled RSS magnitude."""
-    from ..models.pcrnn import PCRNN
-    from ..models.unet import UNet, zero_filled_magnitude
     core = _core(model)
     if isinstance(core, PCRNN):
         return model(kspace_masked, mask, iterations).magnitude()
@@ -75,8 +77,7 @@ def _match(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def _phantom_set(n_slices: int, seed: int, size: int, slices: int, coils: int):
-    if not isinstance(slices, int) or isinstance(slices, bool) or slices < 1:
-        raise ValueError(f"mri data_kwargs: slices must be an int >= 1, got {slices!r}")
+    slices = _check_pos_int(slices, "slices", 1)
     vols = [phantom_volume(seed, v, slices, size, coils) for v in range(math.ceil(n_slices / slices))]
     k = np.concatenate([v[0] for v in vols])[:n_slices]
     t = np.concatenate([v[1] for v in vols])[:n_slices]
@@ -94,7 +95,6 @@ def load_slices(path, limit: int):
     """Up to ``limit`` fully sampled slices of the fastMRI volumes in ``path`` (a folder or a file) as
     ``(kspace (N, 2C, H, W), targets (N, h, w))``; the target is ``reconstruction_esc`` for
     single-coil files, else ``reconstruction_rss``."""
-    from .mri import MRIDataError, _collect_paths
     ks, ts, shape, skipped = [], [], None, 0
     for p in _collect_paths(path):
         vol = read_volume(p)
@@ -222,15 +222,16 @@ def cs_reconstruct(kspace_masked: torch.Tensor, mask: torch.Tensor, lamda: float
 
 # ---- evaluation --------------------------------------------------------------------------------
 
-def _volumes(data, acceleration: str, seed: int, mask_kind: str, per_volume: bool = False):
-    """Slices of each volume, in file order, as dicts of stacked tensors."""
-    ds = MRISliceDataset(data, mask=(acceleration, seed, mask_kind), mask_per_volume=per_volume)
-    vols: dict = {}
-    for i in range(len(ds)):
-        item = ds[i]
-        vols.setdefault(item["fname"], []).append(item)
-    for fname, items in vols.items():
-        yield fname, {k: torch.stack([it[k] for it in items]) for k in ("kspace_masked", "mask", "target")}
+def _volume_set(data, acceleration: str, seed: int, mask_kind: str, per_volume: bool = False) -> MRISliceDataset:
+    return MRISliceDataset(data, mask=(acceleration, seed, mask_kind), mask_per_volume=per_volume)
+
+
+def _volumes(ds: MRISliceDataset):
+    """``(fname, {kspace_masked, mask, target})`` per volume, in file order, one volume in memory at
+    a time (the dataset's index lists each file's slices together)."""
+    for fi, group in itertools.groupby(range(len(ds)), key=lambda i: ds.index[i][0]):
+        items = [ds[i] for i in group]
+        yield ds.files[fi].name, {k: torch.stack([it[k] for it in items]) for k in ("kspace_masked", "mask", "target")}
 
 
 def _scores(gt: torch.Tensor, pred: torch.Tensor) -> dict:
@@ -276,20 +277,25 @@ def evaluate_reconstruction(models: dict, data, accelerations=("4x", "8x"), *, s
         per = {"zero_filled": []}
         sweep = {}
         times = {}
-        for fname, vol in tqdm(list(_volumes(data, acc, seed, mask_kind, mask_per_volume)), desc=f"eval {acc}", disable=None if progress
+        ds = _volume_set(data, acc, seed, mask_kind, mask_per_volume)
+        for fname, vol in tqdm(_volumes(ds), total=len(ds.files), desc=f"eval {acc}", disable=None if progress
                                else True, leave=False):
             gt = vol["target"]
             zf = rss(zero_filled(vol["kspace_masked"]), dim=1)
             per["zero_filled"].append(_scores(gt, zf))
             for name, model in models.items():
                 t0 = time.perf_counter()
-                per.setdefault(name, []).append(_scores(gt, _predict(model, vol, device, batch_size)))
+                scores = _scores(gt, _predict(model, vol, device, batch_size))
+                per.setdefault(name, []).append(scores)
                 times[name] = times.get(name, 0.0) + (time.perf_counter() - t0) / len(gt)
-                if iterations and type(_core(model)).__name__ == "PCRNN":
+                if iterations and isinstance(_core(model), PCRNN):
                     for t in iterations:
                         its = (int(t),) * len(model.config.scales)
-                        sweep.setdefault(name, {}).setdefault(int(t), []).append(
-                            _scores(gt, _predict(model, vol, device, batch_size, its)))
+                        if its != tuple(model.config.iterations):      # the trained count is scored above
+                            scores_t = _scores(gt, _predict(model, vol, device, batch_size, its))
+                        else:
+                            scores_t = scores
+                        sweep.setdefault(name, {}).setdefault(int(t), []).append(scores_t)
             if cs_lambda is not None:
                 t0 = time.perf_counter()
                 pred = torch.stack([cs_reconstruct(k, m, cs_lambda) for k, m in zip(vol["kspace_masked"], vol["mask"])])
@@ -330,18 +336,13 @@ def report_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plt():
-    from ..errors import pyplot
-    return pyplot()
-
-
 def plot_iterations(result: dict, path) -> Path | None:
     """SSIM and PSNR against iterations per module, one line per PC-RNN and acceleration, with the
     zero-filled level dashed."""
     rows = [(acc, n, s) for acc, r in result["accelerations"].items() for n, s in r["iterations"].items()]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, key, label in ((axes[0], "ssim", "SSIM"), (axes[1], "psnr", "PSNR (dB)")):
         for i, (acc, name, sweep) in enumerate(rows):
@@ -354,10 +355,7 @@ def plot_iterations(result: dict, path) -> Path | None:
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7)
     fig.suptitle("PC-RNN quality vs iterations (dashed: zero-filled)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=150)
 
 
 @torch.no_grad()
@@ -365,10 +363,10 @@ def plot_reconstructions(models: dict, data, accelerations, path, *, seed: int =
                          cs_lambda: float | None = None, device: str = "cpu", mask_per_volume: bool = False) -> Path:
     """The middle slice of the first volume at each acceleration: target, zero-filled, CS and every
     model (top), and the absolute error x 5 (bottom row of each pair)."""
-    plt = _plt()
+    plt = pyplot()
     cols, rows = None, []
     for acc in accelerations:
-        _, vol = next(_volumes(data, acc, seed, mask_kind, mask_per_volume))
+        _, vol = next(_volumes(_volume_set(data, acc, seed, mask_kind, mask_per_volume)))
         s = len(vol["target"]) // 2
         one = {k: v[s:s + 1] for k, v in vol.items()}
         gt = one["target"][0]
@@ -393,10 +391,7 @@ def plot_reconstructions(models: dict, data, accelerations, path, *, seed: int =
             ex.imshow(5 * (img - gt).abs().numpy(), cmap="magma", vmin=0, vmax=vmax)
             for a in (ax, ex):
                 a.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=150)
 
 
 @torch.no_grad()
@@ -404,8 +399,8 @@ def plot_pcrnn_steps(model, data, acceleration: str, path, *, seed: int = 0, mas
                      device: str = "cpu", mask_per_volume: bool = False) -> Path:
     """One slice after every iteration of every PC-RNN module (rows: scale 1/4, 1/2, 1; last
     column: the final combined output), with the SSIM of each image."""
-    plt = _plt()
-    _, vol = next(_volumes(data, acceleration, seed, mask_kind, mask_per_volume))
+    plt = pyplot()
+    _, vol = next(_volumes(_volume_set(data, acceleration, seed, mask_kind, mask_per_volume)))
     s = len(vol["target"]) // 2
     gt = vol["target"][s]
     out = model.eval()(vol["kspace_masked"][s:s + 1].to(device), vol["mask"][s:s + 1].to(device),
@@ -426,10 +421,7 @@ def plot_pcrnn_steps(model, data, acceleration: str, path, *, seed: int = 0, mas
             what = f"it {t + 1}" if t < len(m) else "final"
             ax.set_title(f"1/{scale}: {what}\nSSIM {ssim(gt, img, maxval=vmax):.3f}", fontsize=6)
     fig.suptitle(f"PC-RNN iterations at {acceleration} (rows: module scale)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=150)
 
 
 def write_mri_report(result: dict, models: dict, out_dir, *, device: str = "cpu") -> list[Path]:
@@ -437,7 +429,6 @@ def write_mri_report(result: dict, models: dict, out_dir, *, device: str = "cpu"
     PC-RNN's iterations per scale) in ``out_dir``."""
     import json
 
-    from ..errors import pyplot
     from ..fileio import atomic_write_text, json_ready
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -457,7 +448,7 @@ def write_mri_report(result: dict, models: dict, out_dir, *, device: str = "cpu"
     paths.append(plot_reconstructions(models, data, accs, out / "reconstructions.png", seed=seed, mask_kind=kind,
                                       cs_lambda=cs, device=device, mask_per_volume=per_volume))
     for name, model in models.items():
-        if type(_core(model)).__name__ == "PCRNN":
+        if isinstance(_core(model), PCRNN):
             for acc in accs:
                 paths.append(plot_pcrnn_steps(model, data, acc, out / f"{name}_iterations_{acc}.png", seed=seed,
                                               mask_kind=kind, device=device, mask_per_volume=per_volume))

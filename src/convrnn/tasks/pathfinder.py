@@ -917,7 +917,7 @@ class PathfinderTask:
         """A row of test images with label, prediction and steps used under the evaluated halting."""
         import torch
 
-        from ..errors import pyplot
+        from ..analysis.plots import pyplot, save_figure
         plt = pyplot()
 
         level = str(level or list(result["levels"])[-1])
@@ -936,7 +936,4 @@ class PathfinderTask:
             ax.set_title(f"{'same' if y[i] else 'diff'} {ok}\n{int(out.steps[i])} steps", fontsize=7)
             ax.axis("off")
         fig.suptitle(f"PathFinder, contour length {level}", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=130)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
