@@ -14,6 +14,11 @@ rasterized side 4*30+4 = 124 equals ours, 2*59+6).  Three maze-dataset timings a
 ``gen_dfs`` alone (carving only), the dataset pipeline (``MazeDataset.from_config``: carving,
 endpoints, solution), and the pipeline plus ``as_pixels`` rasterization (the comparable unit of
 work to our ``generate_mazes``).
+
+``--cli N`` adds the end-to-end figure: ``convrnn data mazes --size 59 --n N`` run as a fresh process
+(interpreter start-up, imports, generation, validation and writing the files included), once with
+the default uint8 files and once with ``--float32`` (the old float32/int64 files), per maze against
+maze-dataset's ``gen_dfs`` measured in the same run.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -84,6 +91,23 @@ def time_maze_dataset(n: int, grid_n: int) -> dict | None:
     return None
 
 
+def cli_ms_per_maze(n: int, extra: list[str], repeats: int = 3) -> tuple[float, int]:
+    """Best-of-``repeats`` wall time per maze of ``convrnn data mazes --size 59 --n n`` as a new process,
+    and the bytes it wrote."""
+    best, size = float("inf"), 0
+    for _ in range(repeats):
+        d = tempfile.mkdtemp()
+        try:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "convrnn.cli", "data", "mazes", "--size", "59", "--n", str(n),
+                            "--out", f"{d}/m59", *extra], check=True, capture_output=True)
+            best = min(best, time.perf_counter() - t)
+            size = sum(f.stat().st_size for f in os.scandir(f"{d}/m59"))
+        finally:
+            shutil.rmtree(d)
+    return best / n * 1e3, size
+
+
 def per_maze_ms(fn, n: int, repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -98,6 +122,7 @@ def main() -> None:
     ap.add_argument("--n59", type=int, default=1000, help="our mazes per 59x59 timing")
     ap.add_argument("--md-n", type=int, default=30, help="maze-dataset mazes per timing")
     ap.add_argument("--n9", type=int, default=50_000, help="9x9 mazes for the bulk timing")
+    ap.add_argument("--cli", type=int, default=3000, help="mazes for the end-to-end CLI timing (0: skip)")
     args = ap.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -131,6 +156,14 @@ def main() -> None:
         print(f"ratio maze-dataset dataset+pixels / ours (rendered): "
               f"{md['dataset_plus_pixels_ms'] / ours_full:8.0f}x warm, "
               f"{md['dataset_plus_pixels_ms'] / ours_cold:.0f}x cold")
+    if args.cli:
+        for label, extra in (("uint8 (default)", []), ("--float32", ["--float32"])):
+            ms, size = cli_ms_per_maze(args.cli, extra)
+            line = (f"convrnn data mazes --size 59 --n {args.cli} {label:>15}: {ms:6.3f} ms/maze end to end, "
+                    f"{size / 2**20:6.0f} MiB written")
+            if md is not None:
+                line += f"; maze-dataset gen_dfs / ours = {md['gen_dfs_ms'] / ms:.0f}x (goal >= 50x)"
+            print(line)
     print(f"reference figure: maze-dataset paper 132 ms/maze (DFS, >32) -> ours is "
           f"{132.0 / ours_full:.0f}x faster warm, {132.0 / ours_cold:.0f}x cold (need >= 50x, i.e. <= 2.64 ms)")
 

@@ -52,6 +52,23 @@ def test_geometry_subcommand(run, tmp_path):
     assert (tmp_path / "geometry.png").stat().st_size > 0
 
 
+def test_bf16_analyses_close_to_fp32_and_divergence_exact(run, tmp_path):
+    """--amp bf16: accuracies within bf16 noise of fp32; the divergence (eps-sized differences) always
+    runs in fp32, so it is identical."""
+    res = {}
+    for amp in ("none", "bf16"):
+        out = tmp_path / amp
+        assert _analyze(["speed-accuracy", "--amp", amp], run, out) == 0
+        assert _analyze(["geometry", "--probe-steps", "3", "--folds", "2", "--areas", "L2", "--amp", amp], run, out) == 0
+        res[amp] = (json.loads((out / "robustness.json").read_text())["speed_accuracy"],
+                    json.loads((out / "geometry.json").read_text()))
+    (sa32, geo32), (sa16, geo16) = res["none"], res["bf16"]
+    assert np.allclose(sa16["accuracy"], sa32["accuracy"], atol=0.1)
+    assert geo16["divergence"] == geo32["divergence"]
+    assert np.allclose(geo16["areas"]["L2"]["participation_ratio"], geo32["areas"]["L2"]["participation_ratio"],
+                       rtol=0.2)
+
+
 def test_predictivity_subcommand_and_bad_input(run, tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = rng.random((30, 1, 16, 16)).astype(np.float32)

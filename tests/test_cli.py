@@ -68,7 +68,12 @@ def test_data_mazes_folder_and_npz(tmp_path, capsys):
     assert "5 9x9 mazes (24 px)" in capsys.readouterr().out
     x, y = np.load(tmp_path / "d" / "inputs.npy"), np.load(tmp_path / "d" / "solutions.npy")
     assert x.shape == (5, 3, 24, 24) and y.shape == (5, 24, 24)
-    assert x.dtype == np.float32 and y.dtype == np.int64
+    assert x.dtype == np.uint8 and y.dtype == np.uint8            # compact files; loading gives float
+    assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
+    assert _main(["data", "mazes", "--size", "9", "--n", "5", "--seed", "1", "--float32", "--out",
+                  str(tmp_path / "f")]) == 0
+    x, y = np.load(tmp_path / "f" / "inputs.npy"), np.load(tmp_path / "f" / "solutions.npy")
+    assert x.dtype == np.float32 and y.dtype == np.int64           # easy-to-hard's own dtypes
     assert np.array_equal(x, want_x) and np.array_equal(y, want_y)
     assert _main(["data", "mazes", "--size", "9", "--n", "5", "--seed", "1", "--out", str(tmp_path / "m.npz")]) == 0
     with np.load(tmp_path / "m.npz") as z:
@@ -82,6 +87,20 @@ def test_data_mazes_folder_and_npz(tmp_path, capsys):
     assert _main(["data", "mazes", "--size", "9", "--n", "5", "--seed", "1", "--algorithm", "wilson",
                   "--out", str(tmp_path / "w")]) == 0
     assert np.array_equal(np.load(tmp_path / "w" / "inputs.npy"), generate_mazes(5, 9, seed=1, algorithm="wilson")[0])
+
+
+def test_data_mazes_starts_without_torch(tmp_path):
+    """The generator path of the CLI never imports torch (start-up is most of a small run's time)."""
+    import subprocess
+    import sys
+
+    from helpers import SRC
+    code = ("import sys; from convrnn.cli import main; "
+            f"rc = main(['data', 'mazes', '--size', '9', '--n', '3', '--out', {str(tmp_path / 'd')!r}]); "
+            "print(rc, 'torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
+    assert res.stdout.split()[-2:] == ["0", "False"], res.stdout + res.stderr
 
 
 def test_data_mazes_user_errors(tmp_path, capsys):

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 
 CFG = dict(task="mazes", model="dtnet_recall_mazes", model_kwargs={"width": 4, "steps": 2}, train_size=5,
            n_train=16, n_val=4, epochs=2, batch_size=8, lr=0.01, warmup_epochs=0, steps=2, loss="final",
-           device="cpu", channels_last=False, num_threads=1, ckpt_every=100, log_every=1, seed=3, clip=0.0)
+           device="cpu", channels_last=False, num_threads=1, ckpt_every=100, log_every=1, seed=3, clip=0.0,
+           amp="none")   # bit-level agreement of 1 vs 2 processes is an fp32 property (bf16 rounds per shard)
 
 
 def _torchrun(args, cwd):

@@ -36,3 +36,10 @@ def test_bundled_model_accepts_a_new_default_step_count():
     assert m.config.steps == 90
     ref = convrnn.create_model("dtnet_mazes_w64", pretrained=True)
     assert torch.equal(m.encoder[0].weight, ref.encoder[0].weight)
+
+
+def test_quick_demo_in_bf16_solves_the_same_mazes(tmp_path):
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--device", "cpu", "--amp", "bf16"]) == 0
+    result = json.loads((tmp_path / "demo.json").read_text())
+    assert result["amp"] == "bf16"
+    assert result["levels"]["9"]["accuracy"] == 1.0 and result["levels"]["13"]["accuracy"] == 1.0

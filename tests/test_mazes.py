@@ -20,6 +20,7 @@ from convrnn.tasks.mazes import (
     maze_accuracy,
     render_mazes,
     save_mazes,
+    write_mazes,
     wall_mask,
 )
 
@@ -385,6 +386,45 @@ def test_roundtrip_npz(tmp_path, small_set, compress):
     li, ls = load_mazes(tmp_path / "sub" / "m.npz")
     assert np.array_equal(li, inputs) and np.array_equal(ls, sols)
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["m.npz"]
+
+
+def test_files_are_uint8_by_default_float32_on_request(tmp_path, small_set):
+    inputs, sols = small_set
+    small = save_mazes(tmp_path / "u8", inputs, sols)
+    big = save_mazes(tmp_path / "f32", inputs, sols, dtype="float32")
+    assert np.load(small / "inputs.npy").dtype == np.uint8 and np.load(small / "solutions.npy").dtype == np.uint8
+    assert np.load(big / "inputs.npy").dtype == np.float32 and np.load(big / "solutions.npy").dtype == np.int64
+    size = lambda d: sum(p.stat().st_size for p in d.iterdir())     # noqa: E731
+    assert size(small) * 4 < size(big)
+    for d in (small, big):                                            # reading gives float either way
+        li, ls = load_mazes(d)
+        assert li.dtype == np.float32 and ls.dtype == np.int64
+        assert np.array_equal(li, inputs) and np.array_equal(ls, sols)
+    with pytest.raises(ValueError, match="dtype must be 'uint8' or 'float32'"):
+        save_mazes(tmp_path / "x", inputs, sols, dtype="float16")
+
+
+def test_compact_generation_equals_float_generation():
+    xf, yf = generate_mazes(6, 13, seed=4, algorithm="wilson", cycles=0.1)
+    xu, yu = generate_mazes(6, 13, seed=4, algorithm="wilson", cycles=0.1, compact=True)
+    assert xu.dtype == np.uint8 and yu.dtype == np.uint8
+    assert np.array_equal(xu, xf) and np.array_equal(yu, yf)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_write_mazes_streams_the_same_files(tmp_path, dtype, chunk):
+    """Streamed chunk by chunk, the folder holds byte for byte what save_mazes writes."""
+    x, y = generate_mazes(7, 9, seed=5, start_dead_end=False)
+    ref = save_mazes(tmp_path / "ref", x, y, dtype=dtype)
+    out = write_mazes(tmp_path / "out", 7, 9, seed=5, start_dead_end=False, dtype=dtype, chunk=chunk)
+    for name in ("inputs.npy", "solutions.npy"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["inputs.npy", "solutions.npy"]     # no temporaries left
+    npz = write_mazes(tmp_path / "m.npz", 7, 9, seed=5, start_dead_end=False, dtype=dtype)
+    assert all(np.array_equal(a, b) for a, b in zip(load_mazes(npz), load_mazes(ref)))
+    with pytest.raises(ValueError, match="chunk must be a positive int"):
+        write_mazes(tmp_path / "bad", 2, 9, chunk=0)
 
 
 def test_save_overwrites_atomically(tmp_path, small_set):

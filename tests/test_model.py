@@ -158,7 +158,36 @@ def test_progressive_loss_matches_manual_split():
         ref_full = m(x, steps=6).output
     expected = 0.5 * cross_entropy(ref_full, y) + 0.5 * cross_entropy(ref_prog, y)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert full.steps.tolist() == [6, 6]
     loss.backward()
+
+
+@pytest.mark.parametrize("recall", [True, False])
+def test_progressive_loss_reusing_the_full_pass_has_the_literal_gradient(recall):
+    """The full pass split at n and the progressive pass started from its detached state give the loss
+    and gradients of Bansal et al.'s literal recipe (n fresh steps without gradient), for every n."""
+    from convrnn.cells.base import map_state
+    for n_seed in range(6):
+        m = convrnn.create_model("convrnn_dense", cell="convgru", width=4, recall=recall)
+        x, y = torch.rand(2, 3, 8, 8), torch.randint(0, 2, (2, 8, 8))
+        loss, _ = progressive_loss(m, x, y, max_steps=5, alpha=0.3, generator=torch.Generator().manual_seed(n_seed))
+        grads = torch.autograd.grad(loss, list(m.parameters()), allow_unused=True)
+        g = torch.Generator().manual_seed(n_seed)
+        n = int(torch.randint(0, 5, (1,), generator=g))
+        k = int(torch.randint(1, 5 - n + 1, (1,), generator=g))
+        ref_full = m(x, steps=5).output
+        state = None
+        if n:
+            with torch.no_grad():
+                state = map_state(m(x, steps=n).state, torch.Tensor.detach)
+        ref = 0.7 * cross_entropy(ref_full, y) + 0.3 * cross_entropy(m(x, steps=k, state=state).output, y)
+        ref_grads = torch.autograd.grad(ref, list(m.parameters()), allow_unused=True)
+        torch.testing.assert_close(loss, ref, atol=1e-6, rtol=1e-5)
+        for a, b in zip(grads, ref_grads):
+            if b is None:
+                assert a is None or not a.any()
+            else:
+                torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
 
 
 def test_masked_cross_entropy_ignores_masked_pixels():

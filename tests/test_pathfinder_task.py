@@ -41,7 +41,7 @@ def test_tiny_pathfinder_run_fits_its_training_images(tmp_path):
     cfg = TrainConfig.from_dict(dict(
         task="pathfinder", model="adrnn_resnet_pathfinder", model_kwargs={"width": 8, "steps": 3},
         data_kwargs={"preset": "lra32"}, train_size=6, n_train=32, n_val=32, epochs=60, batch_size=32,
-        lr=0.01, warmup_epochs=2, steps=3, loss="final", device="cpu", channels_last=False,
+        lr=0.01, warmup_epochs=2, steps=3, loss="final", device="cpu", channels_last=False, amp="none",
         out_dir=str(tmp_path / "run"), ckpt_every=1000, log_every=10, eval_every=1000, seed=0))
     train(cfg, progress=False)
     model = convrnn.checkpoint.load_model(tmp_path / "run")

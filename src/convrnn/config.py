@@ -50,8 +50,8 @@ class TrainConfig(DictConfig):
     wall_weight: float = 0.1       # mazes: weight of wall pixels (small but > 0, so outputs there are confident)
     # runtime
     device: str = "auto"           # auto | cpu | cuda
-    amp: str = "none"              # none | bf16
-    channels_last: bool = True
+    amp: str = "auto"              # auto (bf16 where native: AVX512-BF16/AMX CPUs, CUDA) | none | bf16
+    channels_last: bool | str = "auto"   # true | false | auto (on the CPU: not for gated cells; see runtime)
     compile: bool = False
     num_threads: int | None = None
     out_dir: str = "runs/mazes"
@@ -76,11 +76,13 @@ class TrainConfig(DictConfig):
                     setattr(self, f.name, float(v))
                 except (TypeError, ValueError):
                     raise ValueError(f"training config: {f.name} must be a number, got {v!r}") from None
-        choices = {"loss": ("final", "all_steps", "progressive", "act", "ponder"), "amp": ("none", "bf16"),
+        choices = {"loss": ("final", "all_steps", "progressive", "act", "ponder"), "amp": ("auto", "none", "bf16"),
                    "schedule": ("cosine", "constant"), "device": ("auto", "cpu", "cuda")}
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:
                 raise ValueError(f"training config: {k} must be one of {', '.join(allowed)}, got {getattr(self, k)!r}")
+        if self.channels_last not in (True, False, "auto"):
+            raise ValueError(f"training config: channels_last must be true, false or auto, got {self.channels_last!r}")
         for k in ("epochs", "batch_size", "steps", "n_train", "ckpt_every", "log_every"):
             check_positive_int(f"training config: {k}", getattr(self, k))
 

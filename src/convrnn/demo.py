@@ -22,6 +22,7 @@ from .analysis import plots
 from .evaluate import SCHEMA, evaluate_level
 from .fileio import atomic_write_text
 from .halting import StableOutput
+from .runtime import pick_device, resolve_amp, use_channels_last
 from .tasks.mazes import MazeTask
 
 MODEL = "dtnet_mazes_w64"
@@ -31,9 +32,9 @@ QUICK = [(9, 6), (13, 3)]
 
 def run_demo(args) -> int:
     torch.manual_seed(0)
-    from .train import pick_device
     device = pick_device(getattr(args, "device", "auto"))
-    model = convrnn.create_model(MODEL, pretrained=True).to(device).eval()
+    amp = getattr(args, "amp", "none")
+    model = use_channels_last(convrnn.create_model(MODEL, pretrained=True).to(device), "auto", device).eval()
     task = MazeTask()
     levels = QUICK if args.quick else FULL
     out_dir = Path(args.out)
@@ -41,14 +42,14 @@ def run_demo(args) -> int:
     print(f"convrnn demo: {MODEL} (trained on 9x9 mazes, 30 iterations) solving fresh mazes with "
           "adaptive halting ('stable', patience 5)")
     result = {"schema": SCHEMA, "task": "mazes", "halting": "stable", "seed": 2026, "model": MODEL,
-              "curve_kind": "anytime", "levels": {}}
+              "curve_kind": "anytime", "amp": resolve_amp(amp, device), "levels": {}}
     t0 = time.perf_counter()
     for size, n in levels:
         cap = 20 * size
         x, y = task.eval_data(size, n, result["seed"])
         with tqdm(total=None, desc=f"{size}x{size} mazes", unit="step", leave=False, disable=None) as bar:
             result["levels"][str(size)] = evaluate_level(model, task, x, y, cap, StableOutput(5), batch_size=n,
-                                                         device=str(device), curve="anytime",
+                                                         device=str(device), curve="anytime", amp=amp,
                                                          step_callback=bar.update)
         lv = result["levels"][str(size)]
         tqdm.write(f"  {size}x{size}: {100 * lv['accuracy']:.1f}% solved, {lv['mean_steps']:.1f} steps on average")

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .fileio import atomic_write_text
 from .halting import get_policy
+from .runtime import autocast, is_channels_last, resolve_amp
 
 SCHEMA = "convrnn.eval/1"
 
@@ -29,14 +30,17 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
     """
     model.eval()
     dev_type = torch.device(device).type
+    amp = resolve_amp(amp, device)
+    channels_last = is_channels_last(model)
     policy = get_policy(halting)
     anytime = curve == "anytime"
     correct, steps, elapsed = [], [], 0.0
     curve_hits = np.zeros(max_steps)
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        if dev_type == "cuda":
+        if channels_last and xb.dim() == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
+        if dev_type == "cuda":
             torch.cuda.synchronize()
         right = torch.zeros(len(xb), dtype=torch.bool, device=xb.device)
         hits = np.zeros(max_steps)
@@ -48,7 +52,7 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
             if step_callback is not None:
                 step_callback()
         t = time.perf_counter()
-        with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        with autocast(amp, device):
             out = model(xb, steps=max_steps, halting=policy,
                         on_step=on_step if anytime or step_callback is not None else None)
         if dev_type == "cuda":
@@ -63,7 +67,7 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
         elif curve:
             def on_fixed_step(n, idx, yn):
                 curve_hits[n - 1] += int(task.correct(yn, yb[idx], xb[idx]).sum())
-            with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+            with autocast(amp, device):
                 model(xb, steps=max_steps, halting="fixed", on_step=on_fixed_step)
     correct, steps = torch.cat(correct), torch.cat(steps).float()
     n = len(x)
@@ -76,6 +80,7 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
         res["curve"] = (curve_hits / n).tolist()
         res["best_fixed_steps"] = int(np.argmax(curve_hits)) + 1
         res["best_fixed_accuracy"] = float(curve_hits.max() / n)
+    res["amp"] = amp
     return res
 
 
@@ -97,7 +102,7 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
     if len(results) > 1:
         extra["spearman_steps_vs_level"] = spearman(level_of_sample, steps_of_sample)
     return {"schema": SCHEMA, "task": task.name, "halting": halting_name, "seed": seed,
-            "max_steps": max_steps, "amp": amp, "data": data, **extra, "levels": results}
+            "max_steps": max_steps, "amp": resolve_amp(amp, device), "data": data, **extra, "levels": results}
 
 
 def spearman(a, b) -> float:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .cells.base import State, map_state
+from .cells.base import State, first_tensor, map_state, zip_state
 from .errors import check_steps, unknown_name
 
 
@@ -234,10 +234,13 @@ class RecurrentOutput:
     state: State | None = None
 
 
-def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, halting=None, state=None,
+def run_recurrence(step_fn, readout_fn, halt_fn, x, steps: int, halting=None, state=None,
                    return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
                    on_step=None):
     """Iterate ``h, state = step_fn(x, state, n)`` up to ``steps`` times under a halting policy.
+
+    ``x`` is the per-sample input the steps share: a tensor or a tuple/dict of tensors, batch first
+    (e.g. the encoded image and its hoisted input drive); it shrinks with the batch.
 
     ``readout_fn(h)`` gives y_n, ``halt_fn(h)`` the halting logit (B,). With ``shrink`` (default:
     on unless ``return_steps``) halted samples leave the batch; the result is the same as the
@@ -253,7 +256,8 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
         raise ValueError("return_steps=True needs every sample at every step: use shrink=False")
     if tbptt is not None:
         check_steps(tbptt, "tbptt")
-    B, dev = x.shape[0], x.device
+    x0 = first_tensor(x)
+    B, dev = x0.shape[0], x0.device
     if B == 0:
         raise ValueError("run_recurrence: the batch is empty (expected at least one sample)")
     policy.start(B, steps, dev)
@@ -304,7 +308,7 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
             break
         if shrink:                                 # halted samples leave the batch
             keep = (~halt).nonzero().squeeze(1)
-            running, x_run = running[keep], x_run[keep]
+            running, x_run = running[keep], map_state(x_run, lambda t: t[keep])
             state = map_state(state, lambda s: s[keep])
             h = h[keep]
         else:
@@ -318,6 +322,4 @@ def run_recurrence(step_fn, readout_fn, halt_fn, x: torch.Tensor, steps: int, ha
 
 
 def _scatter_state(full: State, rows: torch.Tensor, part: State) -> State:
-    if isinstance(full, torch.Tensor):
-        return full.index_copy(0, rows, part)
-    return tuple(f.index_copy(0, rows, p) for f, p in zip(full, part))
+    return zip_state(lambda f, p: f.index_copy(0, rows, p), full, part)

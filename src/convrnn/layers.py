@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .cells.base import conv
+from .runtime import fp32
 
 
 class DenseHead(nn.Sequential):
@@ -44,7 +45,8 @@ HEADS = {"dense": DenseHead, "maxpool": MaxPoolHead, "avgpool": AvgPoolHead}
 
 class HaltingUnit(nn.Module):
     """``logit = w · [mean(h), max(h)] + b``: one halting logit per sample (Graves 2016, pooled over
-    space). The bias starts at ``bias`` (around -2 keeps early training from halting at step 1)."""
+    space). The bias starts at ``bias`` (around -2 keeps early training from halting at step 1). It runs
+    in float32 under autocast: the ACT and PonderNet sums it feeds must stay exact."""
 
     def __init__(self, width: int, bias: float = -2.0):
         super().__init__()
@@ -52,6 +54,7 @@ class HaltingUnit(nn.Module):
         nn.init.zeros_(self.fc.weight)
         nn.init.constant_(self.fc.bias, bias)
 
+    @fp32
     def forward(self, h):
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1)
         return self.fc(pooled).squeeze(1)

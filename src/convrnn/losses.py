@@ -6,7 +6,8 @@
 * :func:`pondernet_loss` — Banino et al. (2021): ``Σ_n p_n L(y, ŷ_n) + β · KL(p ‖ p_G)`` with the
   geometric prior truncated at M and renormalised, everything in log space.
 * :func:`progressive_loss` — Bansal et al. (2022): ``(1-α)·L(ŷ_m) + α·L(ŷ_prog)`` where ŷ_prog runs
-  n ~ U{0..m-1} steps without gradient, detaches, then k ~ U{1..m-n} steps with gradient.
+  n ~ U{0..m-1} steps without gradient, detaches, then k ~ U{1..m-n} steps with gradient. The n
+  steps are not run twice: the full pass is split at n and ŷ_prog starts from its detached state.
 
 ``criterion(logits, target)`` returns a scalar; ``criterion(logits, target, reduce=False)`` must
 return one loss per sample for PonderNet. :func:`cross_entropy` is the default.
@@ -81,17 +82,24 @@ def pondernet_loss(out: RecurrentOutput, target, lambda_p: float = 0.2, beta: fl
 
 def progressive_loss(model, image, target, max_steps: int, alpha: float = 0.01, criterion=cross_entropy,
                      generator: torch.Generator | None = None):
-    """Bansal et al. (2022). Returns ``(loss, full_output)``."""
-    full = model(image, steps=max_steps)
-    loss = criterion(full.output, target)
+    """Bansal et al. (2022). Returns ``(loss, full_output)``.
+
+    The full pass runs as n steps then ``max_steps - n`` more from their state (the same computation
+    and gradient as one pass of ``max_steps``), and the progressive pass continues from the detached
+    state at n, which is exactly the state n steps without gradient would reach — so those n steps
+    are not recomputed."""
     if alpha <= 0:
-        return loss, full
+        full = model(image, steps=max_steps)
+        return criterion(full.output, target), full
     n = int(torch.randint(0, max_steps, (1,), generator=generator))
     k = int(torch.randint(1, max_steps - n + 1, (1,), generator=generator))
     state = None
     if n > 0:
-        with torch.no_grad():
-            state = model(image, steps=n).state
-        state = map_state(state, torch.Tensor.detach)
+        first = model(image, steps=n)
+        full = model(image, steps=max_steps - n, state=first.state)
+        full.steps = full.steps + n
+        state = map_state(first.state, torch.Tensor.detach)
+    else:
+        full = model(image, steps=max_steps)
     prog = model(image, steps=k, state=state)
-    return (1 - alpha) * loss + alpha * criterion(prog.output, target), full
+    return (1 - alpha) * criterion(full.output, target) + alpha * criterion(prog.output, target), full

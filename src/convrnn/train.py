@@ -24,18 +24,11 @@ from .config import TrainConfig
 from .evaluate import evaluate_level
 from .halting import ACT, PonderNet
 from .losses import act_loss, all_steps_loss, pondernet_loss, progressive_loss
-from .registry import create_model
+from .models import create_model
+from .runtime import autocast, is_channels_last, pick_device, resolve_amp, use_channels_last
 from .tasks import get_task
 
 CSV_FIELDS = ["step", "epoch", "loss", "lr", "val_acc", "val_steps", "seconds"]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, seconds: float = 0.0) -> float:
@@ -81,10 +74,6 @@ def validate(cfg, task, model, x, y, device) -> tuple[float, float]:
     return res["accuracy"], res["mean_steps"]
 
 
-def autocast(cfg, device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
-
-
 def _read_csv(path: Path, upto: int) -> list[dict]:
     if not path.exists():
         return []
@@ -120,6 +109,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes ({world})")
     main = rank == 0
+    amp = resolve_amp(cfg.amp, device)
     task = get_task(cfg.task)
     out_dir = Path(cfg.out_dir)
     ckpt_dir = out_dir / "checkpoint"
@@ -136,8 +126,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **cfg.model_kwargs).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = use_channels_last(model, cfg.channels_last, device)
+    channels_last = is_channels_last(model)
     recurrent = list(model.cell.parameters()) if hasattr(model, "cell") else []   # the weight-tied block
     rec_ids = {id(p) for p in recurrent}
     groups = [{"params": [p for p in model.parameters() if id(p) not in rec_ids], "lr": cfg.lr},
@@ -185,13 +175,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
         idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size][rank::world].to(x_train.device)
         x, y = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
-        if cfg.channels_last:
+        if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         seconds = elapsed + time.perf_counter() - t0
         factor = lr_factor(cfg, step, total, steps_per_epoch, seconds)
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * factor
-        with autocast(cfg, device):
+        with autocast(amp, device):
             if hasattr(task, "loss"):        # a task with its own objective (MRI reconstruction)
                 loss = task.loss(net, x, y, cfg, step)
             else:

@@ -101,6 +101,7 @@ class AnalysisSettings(DictConfig):
     area: str = "L2"                  # area for dimensionality and divergence
     divergence_eps: float = 1e-3      # L2 norm of the input perturbation
     seed: int = 0                     # noise draws and perturbation directions (the same for every run)
+    amp: str = "none"                 # none | bf16 | auto: autocast for the analyses (divergence stays fp32)
 
     def __post_init__(self):
         from .robustness import ATTACKS, LIBRARIES, NOISE_KINDS
@@ -125,6 +126,9 @@ class AnalysisSettings(DictConfig):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
                 raise ValueError(f"experiment analysis: {k} must be a number > 0, got {v!r}")
             setattr(self, k, float(v))
+        from ..runtime import AMP_CHOICES
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"experiment analysis: amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
         if not isinstance(self.area, str):
             raise ValueError(f"experiment analysis: area must be an area name, got {self.area!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -197,7 +201,7 @@ def load_experiment(path, overrides=()) -> ExperimentConfig:
 def count_params(model: str, model_kwargs: dict | None = None) -> int:
     """Number of parameters of ``create_model(model, **model_kwargs)`` (built on the meta device, so
     nothing is allocated)."""
-    from ..registry import create_model
+    from ..models import create_model
     with torch.device("meta"):
         m = create_model(model, **(model_kwargs or {}))
     return int(sum(p.numel() for p in m.parameters()))
@@ -396,7 +400,13 @@ def _heldout(cfg, cache: dict):
 
 
 def _analyse(model, x, y, steps: int, s: AnalysisSettings) -> dict:
-    """Every metric of one trained model on held-out ``x, y``."""
+    """Every metric of one trained model on held-out ``x, y`` (under ``s.amp`` autocast)."""
+    from ..runtime import autocast
+    with autocast(s.amp, next(model.parameters()).device):
+        return _metrics(model, x, y, steps, s)
+
+
+def _metrics(model, x, y, steps: int, s: AnalysisSettings) -> dict:
     from .geometry import collect_area_outputs, participation_ratio, trajectory_divergence
     from .robustness import adversarial_accuracy, noise_robustness, speed_accuracy
     t0 = time.perf_counter()
@@ -477,7 +487,7 @@ def run_experiment(exp: ExperimentConfig, out_dir=None, progress: bool = False, 
     for name, by_seed in cfgs.items():
         cfg = next(iter(by_seed.values()))
         _heldout(cfg, data_cache)
-        from ..registry import create_model
+        from ..models import create_model
         with torch.device("meta"):
             areas = list(getattr(create_model(cfg.model, **cfg.model_kwargs), "areas", {}))
         if settings.area not in areas:

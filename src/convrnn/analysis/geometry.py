@@ -310,6 +310,7 @@ def trajectory_divergence(model, x: torch.Tensor, steps: int, eps: float = 1e-3,
     finite-time Lyapunov exponent per step: > 0 perturbations grow (chaotic-like), < 0 they
     contract (stable). Both runs are in eval mode; with the model's ``dropout_at_test`` they use the
     same dropout masks (the RNG is reseeded identically before each), so only the input differs.
+    It always runs in float32, also inside a bf16 autocast region.
     Returns ``{"eps", "steps", "areas": {name: {"distance": [T floats], "lyapunov": float}}}``.
     """
     names = area_names(model, areas)
@@ -334,7 +335,8 @@ def trajectory_divergence(model, x: torch.Tensor, steps: int, eps: float = 1e-3,
 
     for i in range(0, x.shape[0], batch_size):
         xb = x[i:i + batch_size]
-        a, b = run(xb), run(xb + delta[i:i + batch_size])
+        with torch.autocast(dev.type, enabled=False):    # an eps-sized difference needs full precision
+            a, b = run(xb), run(xb + delta[i:i + batch_size])
         for n in names:
             total[n] += (b[n] - a[n]).flatten(2).double().norm(dim=2).sum(1)
     out = {}

@@ -5,15 +5,28 @@ cell returned last time (a tensor or a tuple of tensors, batch first) or ``None`
 zero state sized from ``x``. ``out`` is the (B, hidden_channels, H, W) map passed on to the next
 layer. Cells keep H and W. Any extra keyword input a cell understands (``feedback=`` for top-down
 input) is optional and defaults to "absent".
+
+Hoisting. The part of a step that sees only the input — for a fused convolution over ``[x, h]``,
+``W * [x; h] = W_x * x + W_h * h`` — is the same at every step when the input is re-injected
+(recall) and can be batched over time for a sequence. ``drive = cell.input_drive(x)`` computes it
+once; ``cell(x, state, drive=drive)`` then runs only the state-dependent part. Without ``drive``
+the cell runs its un-hoisted form (one convolution over the concatenation ``[x, h]``), which is
+what a step with a new input should do: on the CPU one convolution over ``[x, h]`` costs about the
+same as the two halves, and adding the halves is an extra pass over the gates. The weights stay one tensor per
+fused convolution (state-dict keys do not change); :func:`conv_slice` applies a slice of its
+input channels.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import check_image
 
 State = torch.Tensor | tuple[torch.Tensor, ...]
+#: what :meth:`ConvRNNCell.input_drive` returns: a tensor or a tuple of tensors, batch first
+Drive = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 class ConvRNNCell(nn.Module):
@@ -21,6 +34,8 @@ class ConvRNNCell(nn.Module):
 
     #: number of tensors in the state (1 -> a plain tensor, >1 -> a tuple)
     num_states: int = 1
+    #: does channels_last speed this cell up on the CPU? (see ``runtime.channels_last_wins``)
+    channels_last_friendly: bool = True
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3):
         super().__init__()
@@ -60,6 +75,10 @@ class ConvRNNCell(nn.Module):
                 raise TypeError(f"{type(self).__name__}: state dtype {s.dtype} differs from input dtype {x.dtype}")
         return state
 
+    def input_drive(self, x: torch.Tensor) -> Drive:
+        """The input-only part of a step (see the module docstring); cells override it."""
+        return x
+
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}"
 
@@ -69,8 +88,47 @@ def conv(cin: int, cout: int, k: int, bias: bool = True, groups: int = 1) -> nn.
     return nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias, groups=groups)
 
 
-def map_state(state: State, fn) -> State:
-    """Apply ``fn`` to every tensor of a state (used to shrink or detach states)."""
+def conv_slice(layer: nn.Conv2d, t: torch.Tensor, start: int, stop: int | None = None,
+               bias: bool = False) -> torch.Tensor:
+    """``layer`` applied to ``t`` as if ``t`` filled its input channels ``start:stop`` and the others
+    were zero: with ``W = [W_a, W_b]``, ``layer([a, b]) = conv_slice(layer, a, 0, ca, bias=True) +
+    conv_slice(layer, b, ca)``."""
+    return F.conv2d(t, layer.weight[:, start:stop], layer.bias if bias else None, layer.stride, layer.padding,
+                    layer.dilation, layer.groups)
+
+
+def map_state(state, fn):
+    """Apply ``fn`` to every tensor of a state — a tensor or nested tuples, lists and dicts of tensors
+    (used to shrink, detach or index states and drives)."""
     if isinstance(state, torch.Tensor):
         return fn(state)
-    return tuple(fn(s) for s in state)
+    if isinstance(state, dict):
+        return {k: map_state(v, fn) for k, v in state.items()}
+    if isinstance(state, (tuple, list)):
+        return type(state)(map_state(s, fn) for s in state)
+    if state is None:
+        return None
+    raise TypeError(f"map_state: expected a tensor or tuples/lists/dicts of tensors, got {type(state).__name__}")
+
+
+def zip_state(fn, a, b):
+    """``fn(x, y)`` on the matching tensors of two states of the same structure."""
+    if isinstance(a, torch.Tensor):
+        return fn(a, b)
+    if isinstance(a, dict):
+        return {k: zip_state(fn, a[k], b[k]) for k in a}
+    if isinstance(a, (tuple, list)):
+        return type(a)(zip_state(fn, x, y) for x, y in zip(a, b))
+    if a is None:
+        return None
+    raise TypeError(f"zip_state: expected a tensor or tuples/lists/dicts of tensors, got {type(a).__name__}")
+
+
+def first_tensor(tree) -> torch.Tensor:
+    """The first tensor of a state or drive (for its batch size and device)."""
+    if isinstance(tree, torch.Tensor):
+        return tree
+    for v in (tree.values() if isinstance(tree, dict) else tree):
+        if v is not None:
+            return first_tensor(v)
+    raise ValueError("expected at least one tensor")

@@ -2,7 +2,7 @@
 
     h' = f( norm( W_x * x + W_h * h + b ) ),   f = tanh or ReLU
 
-``W_x`` and ``W_h`` are applied as one fused convolution over ``[x, h]``.
+``W_x`` and ``W_h`` are one convolution over ``[x, h]``; ``W_x * x + b`` is the hoistable input drive.
 Source: Elman (1990), convolutional form as used by Nayebi et al. (2018) and Spoerer et al. (2017).
 
 Two optional knobs (defaults give the cell above exactly):
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register_cell
-from .base import ConvRNNCell, conv
+from .base import ConvRNNCell, conv, conv_slice
 
 _ACTS = {"tanh": torch.tanh, "relu": torch.relu}
 
@@ -40,9 +40,17 @@ class ElmanCell(ConvRNNCell):
         self.conv = conv(in_channels + (hidden_channels if lateral else 0), hidden_channels, kernel_size)
         self.norm = nn.GroupNorm(norm_groups, hidden_channels) if norm_groups else nn.Identity()
 
-    def forward(self, x, state=None):
+    def input_drive(self, x):
+        """``W_x * x + b``."""
+        return conv_slice(self.conv, x, 0, self.in_channels, bias=True)
+
+    def forward(self, x, state=None, drive=None):
         h = self._prepare(x, state)
-        new = _ACTS[self.activation](self.norm(self.conv(torch.cat([x, h], 1) if self.lateral else x)))
+        if drive is None:
+            z = self.conv(torch.cat([x, h], 1) if self.lateral else x)
+        else:
+            z = drive + conv_slice(self.conv, h, self.in_channels) if self.lateral else drive
+        new = _ACTS[self.activation](self.norm(z))
         if self.decay:
             new = self.decay * h + (1 - self.decay) * new
         return new, new

@@ -13,7 +13,7 @@ shared by an inhibition and an excitation stage; the gates ``U1, U2`` are 1x1:
 α, μ, κ, β, ω are per channel, η_t one scalar per step (steps past ``timesteps`` reuse the last
 one). Gate biases get the "chronos" initialisation ``b1 = log(U(1, T-1))``, ``b2 = -b1`` (applied
 in place — a popular port forgets). ``x`` must have ``hidden_channels`` channels; otherwise a 1x1
-projection is inserted. State: ``(h2, t)`` where ``t`` (B,) counts the steps taken.
+projection is inserted (the input drive). State: ``(h2, t)`` where ``t`` (B,) counts the steps taken.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from .base import ConvRNNCell, conv
 @register_cell("hgru")
 class HGRUCell(ConvRNNCell):
     num_states = 2
+    channels_last_friendly = False    # gates on channel slices: channels_last is slower on the CPU
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 15, timesteps: int = 8):
         super().__init__(in_channels, hidden_channels, kernel_size)
@@ -78,9 +79,13 @@ class HGRUCell(ConvRNNCell):
                              f"{tuple(x.shape)}")
         return h2, t
 
-    def forward(self, x, state=None):
+    def input_drive(self, x):
+        """The 1x1 projection of ``x`` (identity when the channels agree)."""
+        return self.proj(x)
+
+    def forward(self, x, state=None, drive=None):
         h2, t = self._prepare(x, state)
-        x = self.proj(x)
+        x = self.proj(x) if drive is None else drive
         W = self.horizontal().to(x.dtype)
         pad = self.kernel_size // 2
         g1 = torch.sigmoid(self.u1(h2))

@@ -8,7 +8,7 @@ excitatory (E) and an inhibitory (I) population:
 
 Gates ``UI, UE`` and input maps ``W_xi, W_xe`` are 1x1 (the four x-terms are one fused 1x1
 convolution); horizontal kernels are ``W_ee`` (excitatory, 7x7 by default) and ``W_ei, W_ie``
-(inhibitory, 5x5); GN is GroupNorm with one group. Only E is passed on. State: ``(E, I)``.
+(inhibitory, 5x5); GN is GroupNorm with one group. Only E is passed on. State: ``(E, I)``. The input drive is the fused 1x1 convolution of ``x``.
 """
 from __future__ import annotations
 
@@ -37,9 +37,13 @@ class LocRNNCell(ConvRNNCell):
         self.norm_i = nn.GroupNorm(1, hid)
         self.norm_e = nn.GroupNorm(1, hid)
 
-    def forward(self, x, state=None):
+    def input_drive(self, x):
+        """``[UI_x, UE_x, W_xi, W_xe] * x`` (one 1x1 convolution)."""
+        return self.from_x(x)
+
+    def forward(self, x, state=None, drive=None):
         E, I = self._prepare(x, state)
-        ui, ue, xi, xe = self.from_x(x).chunk(4, 1)
+        ui, ue, xi, xe = (self.input_drive(x) if drive is None else drive).chunk(4, 1)
         gi = torch.sigmoid(ui + self.gate_i(torch.cat([E, I], 1)))
         I = (1 - gi) * I + gi * torch.relu(self.norm_i(xi + self.w_ei(E)))
         ge = torch.sigmoid(ue + self.gate_e(torch.cat([E, I], 1)))

@@ -3,7 +3,8 @@
     s' = B( B( conv3x3([s, x]) ) ),     B(z) = ReLU( z + conv( ReLU( conv(z) ) ) )
 
 No biases and no normalisation, as in DT-net. ``x`` is the input re-injected at every step
-("recall"); ``num_blocks`` sets how many ``B`` follow the projection (2 in DT-net).
+("recall"); ``num_blocks`` sets how many ``B`` follow the projection (2 in DT-net). The recall
+convolution's x-part ``W_x * x`` is the input drive, computed once per forward.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from ..registry import register_cell
-from .base import ConvRNNCell, conv
+from .base import ConvRNNCell, conv, conv_slice
 
 
 class BasicBlock(nn.Module):
@@ -33,7 +34,14 @@ class ResidualRecurrentCell(ConvRNNCell):
         self.project = conv(in_channels + hidden_channels, hidden_channels, kernel_size, bias=False)
         self.blocks = nn.Sequential(*[BasicBlock(hidden_channels, kernel_size) for _ in range(num_blocks)])
 
-    def forward(self, x, state=None):
+    def input_drive(self, x):
+        """``W_x * x``: the recall convolution's part that sees the input (its channels follow the state's)."""
+        return conv_slice(self.project, x, self.hidden_channels)
+
+    def forward(self, x, state=None, drive=None):
         s = self._prepare(x, state)
-        s = self.blocks(self.project(torch.cat([s, x], 1)))
+        if drive is None:
+            s = self.blocks(self.project(torch.cat([s, x], 1)))
+        else:
+            s = self.blocks(conv_slice(self.project, s, 0, self.hidden_channels) + drive)
         return s, s

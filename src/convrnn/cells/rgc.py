@@ -11,7 +11,8 @@ Each state's own convolution sets its decay; the *other* state's convolution gat
 differs from ``hidden_channels`` a 1x1 projection makes the sizes agree). ``r`` is the layer's raw
 input before its feedforward convolution (optional, ``raw_channels > 0``), ``fb`` summed top-down
 feedback already resized to this layer (optional). Convolutions reading the same tensor are fused:
-one over ``c`` for ``W_cc, W_ch`` and one over ``h`` for ``W_hc, W_hh``. State: ``(h, c)``.
+one over ``c`` for ``W_cc, W_ch`` and one over ``h`` for ``W_hc, W_hh``. State: ``(h, c)``. The input
+drive is ``(W_xc * x, bypass(x))``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from .base import ConvRNNCell, conv
 @register_cell("rgc")
 class ReciprocalGatedCell(ConvRNNCell):
     num_states = 2
+    channels_last_friendly = False    # gates on channel slices: channels_last is slower on the CPU
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, raw_channels: int = 0):
         super().__init__(in_channels, hidden_channels, kernel_size)
@@ -37,20 +39,24 @@ class ReciprocalGatedCell(ConvRNNCell):
         self.raw_channels = raw_channels
         self.from_raw = conv(raw_channels, hid, kernel_size) if raw_channels else None  # W_rh
 
-    def forward(self, x, state=None, feedback=None, raw=None):
+    def input_drive(self, x):
+        """``(W_xc * x, bypass(x))``."""
+        return self.from_x(x), self.bypass(x)
+
+    def forward(self, x, state=None, feedback=None, raw=None, drive=None):
         h, c = self._prepare(x, state)
+        xc, bypassed = self.input_drive(x) if drive is None else drive
         cc, ch = self.from_c(c).chunk(2, 1)
         hc, hh = self.from_h(h).chunk(2, 1)
         if raw is not None:
             if self.from_raw is None:
                 raise ValueError("ReciprocalGatedCell: got raw= input but was built with raw_channels=0")
             ch = ch + self.from_raw(raw)
-        drive = self.bypass(x)
         if feedback is not None:
-            if feedback.shape != drive.shape:
-                raise ValueError(f"ReciprocalGatedCell: feedback must have shape {tuple(drive.shape)} (resized and "
+            if feedback.shape != bypassed.shape:
+                raise ValueError(f"ReciprocalGatedCell: feedback must have shape {tuple(bypassed.shape)} (resized and "
                                  f"projected to this layer), got {tuple(feedback.shape)}")
-            drive = drive + feedback
-        c_new = F.elu((1 - torch.sigmoid(cc)) * c + (1 - torch.sigmoid(hc)) * self.from_x(x))
-        h_new = F.elu((1 - torch.sigmoid(hh)) * h + (1 - torch.sigmoid(ch)) * drive)
+            bypassed = bypassed + feedback
+        c_new = F.elu((1 - torch.sigmoid(cc)) * c + (1 - torch.sigmoid(hc)) * xc)
+        h_new = F.elu((1 - torch.sigmoid(hh)) * h + (1 - torch.sigmoid(ch)) * bypassed)
         return h_new, (h_new, c_new)

@@ -1,6 +1,9 @@
-"""Models: the weight-tied recurrent model and its named recipes."""
+"""Models: the weight-tied recurrent model and its named recipes, multi-area networks, PC-RNN, the
+sequence wrapper :class:`ConvRNN`."""
 from . import multiarea, pcrnn, unet, zoo  # noqa: F401  (registers the recipes, multi-area presets, "pcrnn", "unet_mri")
 from .multiarea import MultiAreaConfig, MultiAreaNetwork
 from .recurrent import RecurrentConfig, RecurrentModel
+from .sequence import ConvRNN
+from ..registry import create_model, list_models   # noqa: F401  (with every built-in model registered)
 
-__all__ = ["RecurrentConfig", "RecurrentModel", "MultiAreaConfig", "MultiAreaNetwork"]
+__all__ = ["ConvRNN", "RecurrentConfig", "RecurrentModel", "MultiAreaConfig", "MultiAreaNetwork"]

@@ -5,7 +5,9 @@
     h_t, s_t = cell(x_t, s_{t-1})
     y_t = readout(h_t),   q_t = σ(halting_unit(h_t))
 
-The number of steps and the halting policy are arguments of ``forward`` (see
+The input-only part of the cell's step (``cell.input_drive(e)``, e.g. the recall convolution's
+x-half) is computed once per forward, not once per step. The number of steps and the halting
+policy are arguments of ``forward`` (see
 :mod:`convrnn.halting`), so a model trained with 20 steps runs 200 at test time unchanged.
 With the residual cell, recall and the dense head this is DeepThinking's DT-net with recall
 (Bansal et al. 2022), except that recall re-injects the encoder's features of the image.
@@ -13,6 +15,7 @@ With the residual cell, recall and the dense head this is DeepThinking's DT-net 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -61,6 +64,15 @@ class RecurrentModel(nn.Module):
         self.readout = HEADS[cfg.head](cfg.width, cfg.out_channels)
         self.halting_unit = HaltingUnit(cfg.width, cfg.halt_bias)
 
+    @property
+    def channels_last_friendly(self) -> bool:
+        """The cell's answer (see ``runtime.channels_last_wins``)."""
+        return getattr(self.cell, "channels_last_friendly", True)
+
+    def _hoists(self) -> bool:
+        """Does the cell take a precomputed ``drive=`` (every built-in cell; maybe not a user's)?"""
+        return "drive" in inspect.signature(self.cell.forward).parameters
+
     def forward(self, image: torch.Tensor, steps: int | None = None, halting=None, *, state=None,
                 return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
                 on_step=None) -> RecurrentOutput:
@@ -69,16 +81,19 @@ class RecurrentModel(nn.Module):
         ``.state`` (without recall the image is not shown again)."""
         check_image(image, self.config.in_channels, "image")
         e = self.encoder(image)
-        zeros = None
+        hoist = self._hoists()
         first = 1 if state is None else 0     # a continued run has seen its input already
+        blank = {}                            # without recall: the zero input (and its drive) after step 1
 
-        def step(x, s, n):
-            nonlocal zeros
+        def step(inp, s, n):
+            x, d = inp
             if not self.config.recall and n != first:
-                if zeros is None or zeros.shape != x.shape:
-                    zeros = torch.zeros_like(x)
-                x = zeros
-            return self.cell(x, s)
+                if blank.get("x") is None or blank["x"].shape != x.shape:
+                    blank["x"] = torch.zeros_like(x)
+                    blank["d"] = self.cell.input_drive(blank["x"]) if hoist else None
+                x, d = blank["x"], blank["d"]
+            return self.cell(x, s, drive=d) if hoist else self.cell(x, s)
 
-        return run_recurrence(step, self.readout, self.halting_unit, e, self.config.steps if steps is None else steps, halting,
+        inp = (e, self.cell.input_drive(e) if hoist else None)
+        return run_recurrence(step, self.readout, self.halting_unit, inp, self.config.steps if steps is None else steps, halting,
                               state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import require, unknown_name
-
 TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask",
          "classification": "convrnn.tasks.classification:ClassificationTask",
          "mri": "convrnn.tasks.mri_recon:MRITask"}
@@ -20,6 +18,7 @@ TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.p
 
 def get_task(name: str, **options):
     """The task object ``name``; ``options`` go to its constructor (e.g. ``preset=`` for PathFinder)."""
+    from ..errors import require, unknown_name      # (imports torch: not needed by the data generators)
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")

@@ -15,9 +15,12 @@ data package ``easy-to-hard-data``):
 * Input: float32 ``(n, 3, H, W)`` in {0, 1}: wall (0,0,0), open (1,1,1), the start cell's 2x2
   block green (0,1,0), the end cell's 2x2 block red (1,0,0).
 * Target: ``(n, H, W)``, 1 on the path's pixels (the 2x2 blocks of the path's grid pixels,
-  both endpoints included), 0 elsewhere.  Kept as int64 in memory and written as int64 to disk
-  (the easy-to-hard loaders call ``.long()`` on it; the dtype it ships with could not be
-  checked, any integer dtype of 0/1 values is accepted on load).
+  both endpoints included), 0 elsewhere.  Kept as int64 in memory (the easy-to-hard loaders
+  call ``.long()`` on it).
+* Stored as uint8 0/1 by default (inputs 4x and targets 8x smaller than float32/int64, so writing
+  no longer dominates ``convrnn data mazes``); ``save_mazes(..., dtype="float32")`` writes float32
+  inputs and int64 targets as easy-to-hard's files hold them.  Loading accepts any 0/1 (or 0/255)
+  integer, bool or float dtype and always returns float32 inputs and int64 targets.
 * On disk: a folder with ``inputs.npy`` + ``solutions.npy`` (easy-to-hard), or one ``.npz``
   with keys ``inputs`` and ``solutions``.  ``load_mazes`` also reads maze-dataset's rasterized
   arrays (``RasterizedMazeDataset``: uint8 0/255, channels last, side ``4g + 4`` for ``g`` cells,
@@ -67,6 +70,7 @@ __all__ = [
     "render_mazes",
     "generate_mazes",
     "save_mazes",
+    "write_mazes",
     "load_mazes",
     "maze_accuracy",
     "wall_mask",
@@ -405,10 +409,11 @@ def generate_grids(
     return MazeGrids(grids.reshape(n, G, G), starts, ends, paths.reshape(n, G, G))
 
 
-def render_mazes(mazes: MazeGrids) -> tuple[np.ndarray, np.ndarray]:
+def render_mazes(mazes: MazeGrids, compact: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Render grid-level mazes to the easy-to-hard image layout.
 
-    Returns ``(inputs float32 (n, 3, H, W), solutions int64 (n, H, W))`` with ``H = W = 2G + 2``.
+    Returns ``(inputs float32 (n, 3, H, W), solutions int64 (n, H, W))`` with ``H = W = 2G + 2``
+    (``compact=True``: both uint8, the on-disk form).
     """
     grid = np.ascontiguousarray(mazes.grid, dtype=np.uint8)
     path = np.ascontiguousarray(mazes.path, dtype=np.uint8)
@@ -421,8 +426,8 @@ def render_mazes(mazes: MazeGrids) -> tuple[np.ndarray, np.ndarray]:
         if n and (pts.min() < 1 or pts.max() > G - 2):
             raise ValueError(f"{name} coordinates must lie inside the grid (1..{G - 2})")
     H = 2 * G + 2
-    inputs = np.zeros((n, 3, H, H), np.float32)
-    sols = np.zeros((n, H, H), np.int64)
+    inputs = np.zeros((n, 3, H, H), np.uint8 if compact else np.float32)
+    sols = np.zeros((n, H, H), np.uint8 if compact else np.int64)
     if n:
         _render_batch(grid.reshape(n, G * G), path.reshape(n, G * G), starts, ends, G, inputs, sols)
     return inputs, sols
@@ -436,16 +441,18 @@ def generate_mazes(
     algorithm: str = "dfs",
     start_dead_end: bool = True,
     cycles: float = 0.0,
+    compact: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` mazes of size ``N = size`` in the easy-to-hard image layout.
 
-    Returns ``(inputs float32 (n, 3, 2N+6, 2N+6), solutions int64 (n, 2N+6, 2N+6))``.
-    Deterministic per seed; maze ``i`` depends only on ``(seed, i)``.
+    Returns ``(inputs float32 (n, 3, 2N+6, 2N+6), solutions int64 (n, 2N+6, 2N+6))``, or both
+    uint8 with ``compact=True``. Deterministic per seed; maze ``i`` depends only on ``(seed, i)``.
     """
     return render_mazes(
         generate_grids(
             n, size, seed, algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles
-        )
+        ),
+        compact=compact,
     )
 
 
@@ -455,7 +462,13 @@ def generate_mazes(
 
 
 def _validate(inputs: np.ndarray, solutions: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Normalize to (float32 (n,3,H,W) in {0,1}, int64 (n,H,W) in {0,1}) or raise MazeDataError.
+    """Normalize to (float32 (n,3,H,W) in {0,1}, int64 (n,H,W) in {0,1}) or raise MazeDataError."""
+    inputs, solutions = _canonical(inputs, solutions, where)
+    return inputs.astype(np.float32), solutions.astype(np.int64)
+
+
+def _canonical(inputs: np.ndarray, solutions: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Normalize to (uint8 (n,3,H,W) in {0,1}, uint8 (n,H,W) in {0,1}) or raise MazeDataError.
 
     Accepts channels-first or channels-last inputs, values {0,1} or {0,255} (maze-dataset),
     and solutions as (n,H,W) {0,1}/{0,255} or an RGB image (maze-dataset: path pixels non-zero).
@@ -475,7 +488,7 @@ def _validate(inputs: np.ndarray, solutions: np.ndarray, where: str) -> tuple[np
         raise MazeDataError(
             f"{where}: inputs must be square RGB images (n, 3, H, H) or (n, H, H, 3), got shape {inputs.shape}"
         )
-    inputs = _unit_values(inputs, where, "inputs").astype(np.float32)
+    inputs = _unit_values(inputs, where, "inputs")
     if solutions.ndim == 4:
         if solutions.shape[1] != 3 and solutions.shape[-1] == 3:
             solutions = np.moveaxis(solutions, -1, 1)
@@ -487,36 +500,48 @@ def _validate(inputs: np.ndarray, solutions: np.ndarray, where: str) -> tuple[np
             f"{where}: solutions must have shape {(n, H, W)} to match inputs {inputs.shape}, "
             f"got {solutions.shape}"
         )
-    solutions = _unit_values(solutions, where, "solutions").astype(np.int64)
-    if n and (solutions.astype(bool) & ~(inputs != 0).any(axis=1)).any():
+    solutions = _unit_values(solutions, where, "solutions")
+    if n and (solutions & ~inputs.any(axis=1)).any():
         raise MazeDataError(f"{where}: solutions mark path pixels on walls of the inputs")
     return np.ascontiguousarray(inputs), np.ascontiguousarray(solutions)
 
 
 def _unit_values(a: np.ndarray, where: str, name: str) -> np.ndarray:
-    if a.size == 0:
-        return a
-    if a.dtype == bool:
-        return a
-    if np.all((a == 0) | (a == 1)):
-        return a
-    if np.all((a == 0) | (a == 255)):
-        return a // 255 if a.dtype.kind in "iu" else a / 255
+    """``a`` as uint8 0/1 (from 0/1 or 0/255 values of any numeric dtype)."""
+    if a.size == 0 or a.dtype == bool:
+        return a.astype(np.uint8)
+    if a.dtype == np.uint8:          # the common case (our files): one pass, no temporaries
+        top = a.max()
+        if top <= 1:
+            return a
+        if top == 255 and not np.any((a != 0) & (a != 255)):
+            return (a != 0).view(np.uint8)
+    elif np.all((a == 0) | (a == 1)):
+        return a.astype(np.uint8)
+    elif np.all((a == 0) | (a == 255)):
+        return (a != 0).view(np.uint8)
     bad = a[(a != 0) & (a != 1)].ravel()[:3]
     raise MazeDataError(
         f"{where}: {name} must hold only 0/1 (or 0/255) values, found e.g. {bad.tolist()}"
     )
 
 
-def save_mazes(path, inputs: np.ndarray, solutions: np.ndarray, *, compress: bool = False) -> Path:
+def save_mazes(path, inputs: np.ndarray, solutions: np.ndarray, *, compress: bool = False,
+               dtype: str = "uint8") -> Path:
     """Save mazes atomically.
 
-    ``path`` without a suffix: an easy-to-hard folder (``inputs.npy`` float32 + ``solutions.npy``
-    int64), created if needed.  ``path`` ending in ``.npz``: one archive with keys ``inputs`` and
-    ``solutions`` (``compress=True`` uses zip deflate).  Returns the path written.
+    ``path`` without a suffix: an easy-to-hard folder (``inputs.npy`` + ``solutions.npy``), created
+    if needed.  ``path`` ending in ``.npz``: one archive with keys ``inputs`` and ``solutions``
+    (``compress=True`` uses zip deflate).  ``dtype="uint8"`` (default) stores both as uint8 0/1;
+    ``dtype="float32"`` stores float32 inputs and int64 solutions, as easy-to-hard's files do.
+    Returns the path written.
     """
+    if dtype not in ("uint8", "float32"):
+        raise ValueError(f"save_mazes: dtype must be 'uint8' or 'float32', got {dtype!r}")
     path = Path(path)
-    inputs, solutions = _validate(inputs, solutions, "save_mazes")
+    inputs, solutions = _canonical(inputs, solutions, "save_mazes")
+    if dtype == "float32":
+        inputs, solutions = inputs.astype(np.float32), solutions.astype(np.int64)
     if path.suffix == "":
         path.mkdir(parents=True, exist_ok=True)
         for name, arr in (("inputs.npy", inputs), ("solutions.npy", solutions)):
@@ -527,6 +552,48 @@ def save_mazes(path, inputs: np.ndarray, solutions: np.ndarray, *, compress: boo
         _atomic_write(path, lambda f: saver(f, inputs=inputs, solutions=solutions))
     else:
         raise ValueError(f"save_mazes: {path}: use a folder path (no suffix) or a .npz file")
+    return path
+
+
+def write_mazes(path, n: int, size: int, seed: int = 0, *, algorithm: str = "dfs", start_dead_end: bool = True,
+                cycles: float = 0.0, dtype: str = "uint8", chunk: int = 1024) -> Path:
+    """Generate ``n`` mazes (as :func:`generate_mazes`) straight into an easy-to-hard folder ``path``.
+
+    The images are rendered ``chunk`` mazes at a time and streamed into ``inputs.npy`` and
+    ``solutions.npy`` (each written to a temporary file and renamed into place), so memory holds one
+    chunk whatever ``n`` is, and the files equal ``save_mazes(path, *generate_mazes(...), dtype=dtype)``.
+    A ``.npz`` path is generated in memory and saved with :func:`save_mazes`.
+    """
+    if dtype not in ("uint8", "float32"):
+        raise ValueError(f"write_mazes: dtype must be 'uint8' or 'float32', got {dtype!r}")
+    chunk_n = int(chunk) if not isinstance(chunk, bool) and isinstance(chunk, (int, np.integer)) else 0
+    if chunk_n < 1:
+        raise ValueError(f"write_mazes: chunk must be a positive int, got {chunk!r}")
+    path = Path(path)
+    opts = dict(algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles)
+    if path.suffix != "":
+        x, y = generate_mazes(n, size, seed, compact=dtype == "uint8", **opts)
+        return save_mazes(path, x, y, dtype=dtype)
+    grids = generate_grids(n, size, seed, **opts)       # small: (n, G, G) bytes
+    H = image_side(size)
+    x_dt, y_dt = (np.uint8, np.uint8) if dtype == "uint8" else (np.float32, np.int64)
+
+    def header(f, shape, dt):
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dt)), "fortran_order": False, "shape": shape})
+
+    def write_both(f_in):
+        def write_solutions(f_sol):
+            header(f_in, (int(n), 3, H, H), x_dt)
+            header(f_sol, (int(n), H, H), y_dt)
+            for i in range(0, int(n), chunk_n):
+                x, y = render_mazes(MazeGrids(*(a[i:i + chunk_n] for a in grids)), compact=dtype == "uint8")
+                f_in.write(x.data)
+                f_sol.write(y.data)
+        _atomic_write(path / "solutions.npy", write_solutions, fsync=False)
+
+    path.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path / "inputs.npy", write_both, fsync=False)   # reproducible from the seed: no fsync
     return path
 
 
