@@ -162,6 +162,19 @@ def test_empty_and_bad_args():
         generate_pathfinder(1, 40, "lra32")
 
 
+@pytest.mark.parametrize("preset, length", [("lra32_48", 21), ("lra32_48", 30), ("lra32_64", 24), ("lra32_64", 30)])
+def test_large_lra32_canvases_hold_long_contours_without_touching(preset, length):
+    """lra32's paddles on 48 / 64 px canvases: contours of length 21-30 fit, keep every invariant
+    (different contours never 8-adjacent, both target contours present) and share lra32's paddle size."""
+    d = generate_pathfinder(8, length, preset, seed=3, dense=True, return_contours=True)
+    for i in range(8):
+        check_image(d, i)
+    p, q = PRESETS[preset], PRESETS["lra32"]
+    assert (p.paddle_length, p.paddle_thickness, p.paddle_margin, p.marker_radius) == \
+        (q.paddle_length, q.paddle_thickness, q.paddle_margin, q.marker_radius)
+    assert p.scale == q.scale         # the same pixels per drawing unit: the same paddles in pixels
+
+
 def test_custom_preset_and_validation():
     p = PathfinderPreset(48, 48, 3, 3, 1, 1, 2, 1.5, 8, 12, antialias=3)
     d = generate_pathfinder(4, 6, p, seed=1, return_contours=True)
@@ -180,7 +193,8 @@ def test_custom_preset_and_validation():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset,length", [("lra32", 14), ("classic150", 6), ("classic150", 14)])
+@pytest.mark.parametrize("preset,length", [("lra32", 14), ("classic150", 6), ("classic150", 14), ("lra32_48", 24),
+                                           ("lra32_64", 30)])
 def test_distance_only_classifier_at_chance(preset, length):
     d = generate_pathfinder(600, length, preset, seed=2024)
     acc = distance_only_accuracy(d["markers"], d["labels"])

@@ -65,6 +65,15 @@ def adrnn_hgru_pathfinder(**kw):
     return _pathfinder("hgru", 24, {"kernel_size": 15, "timesteps": 12}, kw)
 
 
+@register_model("dtnet_pathfinder")
+def dtnet_pathfinder(**kw):
+    """DT-net with recall for PathFinder's dense 3-class target (``PathfinderTask(target="dense")``):
+    width 16 (21k parameters), per-pixel head with 3 outputs, 20 training steps, fully convolutional,
+    so it runs on any canvas and for any number of steps."""
+    return _build(dict(in_channels=1, cell="residual", width=16, head="dense", out_channels=3, recall=True,
+                       steps=20), kw)
+
+
 @register_model("adrnn_resnet_pathfinder")
 def adrnn_resnet_pathfinder(**kw):
     """Recurrent ResNet: the weight-tied residual block iterated."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder:PathfinderTask",
+TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder_task:PathfinderTask",
          "classification": "convrnn.tasks.classification:ClassificationTask",
          "mri": "convrnn.tasks.mri_recon:MRITask"}
 # MRI data (fastMRI format, phantoms, masks, FFTs, metrics) lives in convrnn.tasks.mri, its trainer glue and

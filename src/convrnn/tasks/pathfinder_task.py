@@ -1,0 +1,179 @@
+"""PathFinder trainer and evaluator glue: image labels, or the dense 3-class target.
+
+``target="label"``: one label per image (1 = both markers on one contour), the paper's protocol.
+Label-only training sat at chance on this CPU (benchmarks/RESULTS.md): the label is a long
+conjunction of local facts with no partial credit.
+
+``target="dense"``: a per-pixel map that a flood fill from both markers computes (built by
+:func:`dense_target` from the generator's contour ids and marker positions):
+
+    2  on the pixels of the contour carrying both markers    (a positive image)
+    1  on the pixels of each contour carrying one marker     (a negative image: two contours)
+    0  everywhere else, distractors included
+
+It is symmetric under swapping the markers, so a negative image determines it (unlike the
+generator's ``dense`` option, which marks the first marker's contour only). Ink pixels weigh
+``ink_weight`` (x4) in the loss. **This uses generator metadata the paper's image-label setup does
+not have**; RESULTS says so wherever it is used.
+
+Deciding an image from the dense output (:func:`decide`): positive iff more pixels are predicted
+class 2 than class 1 — "the two fills met" outvotes "two separate fills". Only the network's output
+is used, no test-time metadata, so data from other generators (an LRA folder, labels only) is scored
+the same way. A classification readout on top (the paper's 1x1 conv, global max-pool, linear) is
+the second-stage alternative.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .pathfinder import PRESETS, generate_pathfinder, load_pathfinder
+
+TARGETS = ("label", "dense")
+
+
+def dense_target(contours: np.ndarray, markers: np.ndarray) -> np.ndarray:
+    """The 3-class map (uint8 (n, S, S)) from contour ids (n, S, S; 0 = background) and marker centres
+    (n, 2, 2) as (row, col). A marker's contour is the most common non-zero id in the 3x3 window
+    around its centre (the centre pixel of an anti-aliased disk is inked, but this does not rely on it)."""
+    contours = np.asarray(contours)
+    markers = np.asarray(markers, dtype=np.int64)
+    if contours.ndim != 3 or markers.shape != (contours.shape[0], 2, 2):
+        raise ValueError(f"dense_target: expected contours (n, S, S) and markers (n, 2, 2), got {contours.shape} "
+                         f"and {markers.shape}")
+    n, S, _ = contours.shape
+    out = np.zeros(contours.shape, np.uint8)
+    for i in range(n):
+        ids = []
+        for r, c in markers[i]:
+            win = contours[i, max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].ravel()
+            win = win[win != 0]
+            if win.size == 0:
+                raise ValueError(f"dense_target: image {i}: no contour under the marker at ({r}, {c})")
+            vals, counts = np.unique(win, return_counts=True)
+            ids.append(vals[np.argmax(counts)])
+        if ids[0] == ids[1]:
+            out[i][contours[i] == ids[0]] = 2
+        else:
+            out[i][(contours[i] == ids[0]) | (contours[i] == ids[1])] = 1
+    return out
+
+
+def decide(logits):
+    """Image labels (B,) from dense 3-class logits (B, 3, H, W): 1 iff #(argmax == 2) > #(argmax == 1)."""
+    pred = logits.argmax(1)
+    return ((pred == 2).flatten(1).sum(1) > (pred == 1).flatten(1).sum(1)).long()
+
+
+def image_labels(target):
+    """Image labels (B,) from labels (B,) or dense targets (B, H, W) (positive iff any pixel is class 2)."""
+    return target if target.dim() == 1 else (target == 2).flatten(1).any(1).long()
+
+
+class PathfinderTask:
+    """Images scaled to [0, 1] with one channel. ``preset`` picks the canvas (see
+    :data:`~convrnn.tasks.pathfinder.PRESETS`), ``target`` the supervision (see the module docstring),
+    ``ink_weight`` the loss weight of inked pixels with the dense target. The training config's
+    ``data_kwargs`` may set all three."""
+
+    name = "pathfinder"
+    OPTIONS = ("preset", "target", "ink_weight")
+
+    def __init__(self, preset: str = "lra32", target: str = "label", ink_weight: float = 4.0):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown PathFinder preset {preset!r}; valid: {', '.join(PRESETS)}")
+        if target not in TARGETS:
+            raise ValueError(f"PathFinder target must be one of {', '.join(TARGETS)}, got {target!r}")
+        if isinstance(ink_weight, bool) or not isinstance(ink_weight, (int, float)) or not ink_weight > 0:
+            raise ValueError(f"PathFinder ink_weight must be a number > 0, got {ink_weight!r}")
+        self.preset, self.target, self.ink_weight = preset, target, float(ink_weight)
+
+    def _generate(self, n, length, seed, dense: bool = False):
+        d = generate_pathfinder(n, int(length), self.preset, seed=seed, return_contours=dense)
+        if dense:
+            d["dense3"] = dense_target(d["contours"], d["markers"])
+        return d
+
+    def _tensors(self, data):
+        import torch
+        x = torch.from_numpy(np.ascontiguousarray(data["images"])).float().div_(255.0).unsqueeze(1)
+        if "dense3" in data:
+            return x, torch.from_numpy(data["dense3"].astype(np.int64))
+        return x, torch.from_numpy(np.asarray(data["labels"], dtype=np.int64))
+
+    def _options(self, cfg) -> "PathfinderTask":
+        opts = dict(cfg.data_kwargs)
+        unknown = set(opts) - set(self.OPTIONS)
+        if unknown:
+            raise ValueError(f"pathfinder data_kwargs: unknown key(s) {sorted(unknown)}; valid: "
+                             f"{', '.join(self.OPTIONS)}")
+        return PathfinderTask(**{k: getattr(self, k) for k in self.OPTIONS} | opts)
+
+    def datasets(self, cfg):
+        task = self._options(cfg)
+        if cfg.data:
+            if task.target == "dense":
+                raise ValueError("pathfinder target=dense needs contour ids, which only generated data has; "
+                                 "train with target=label on a data folder")
+            train = load_pathfinder(cfg.data)
+        else:
+            train = task._generate(cfg.n_train, cfg.train_size, cfg.seed, dense=task.target == "dense")
+        val = task._generate(cfg.n_val, cfg.val_size or cfg.train_size, cfg.seed + 1_000_003)   # labels: scored
+        return task._tensors(train), task._tensors(val)
+
+    def criterion(self, x, cfg):
+        from ..losses import cross_entropy
+        task = self._options(cfg)
+        if task.target == "label":
+            return cross_entropy
+
+        weight = 1.0 + (task.ink_weight - 1.0) * (x[:, 0] > 0).float()       # ink pixels x ink_weight
+
+        def crit(logits, target, reduce=True):
+            return cross_entropy(logits, target, reduce=reduce, weight_mask=weight)
+        return crit
+
+    def correct(self, logits, target, x):
+        """Image-level correctness: the dense output decided by :func:`decide`, against labels or dense
+        targets alike (so labels-only data from other generators is scored the same way)."""
+        pred = decide(logits) if logits.dim() == 4 else logits.argmax(1)
+        return pred == image_labels(target)
+
+    def eval_data(self, length, n, seed, data=None):
+        """Images and labels (``correct`` decides dense outputs itself; other generators' data has labels only)."""
+        x, y = self._tensors(load_pathfinder(data) if data else self._generate(n, length, seed))
+        return x[:n], y[:n]
+
+    def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=8):
+        """A row of test images with label, prediction and steps used under the evaluated halting
+        (dense models: the predicted map below each image)."""
+        import torch
+
+        from ..analysis.plots import pyplot, save_figure
+        plt = pyplot()
+
+        level = str(level or list(result["levels"])[-1])
+        x, y = self.eval_data(level, n_examples, result["seed"], result.get("data"))
+        max_steps = result.get("max_steps") or model.config.steps
+        if isinstance(max_steps, dict):
+            max_steps = max_steps[level]
+        with torch.no_grad():
+            model.eval()
+            out = model(x.to(device), steps=int(max_steps), halting=result["halting"])
+        dense = out.output.dim() == 4
+        pred = (decide(out.output) if dense else out.output.argmax(1)).cpu()
+        labels = image_labels(y)
+        rows = 2 if dense else 1
+        fig, axes = plt.subplots(rows, len(x), figsize=(1.6 * len(x), 1.8 * rows + 0.2), squeeze=False)
+        for i in range(len(x)):
+            ax = axes[0][i]
+            ax.imshow(x[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ok = "✓" if pred[i] == labels[i] else "✗"
+            ax.set_title(f"{'same' if labels[i] else 'diff'} {ok}\n{int(out.steps[i])} steps", fontsize=7)
+            ax.axis("off")
+            if dense:
+                axes[1][i].imshow(out.output[i].argmax(0).cpu().numpy(), cmap="viridis", vmin=0, vmax=2,
+                                  interpolation="nearest")
+                axes[1][i].axis("off")
+        fig.suptitle(f"PathFinder, contour length {level}" + (" (below: 0 / 1 one marker / 2 both)" if dense else ""),
+                     fontsize=9)
+        return save_figure(fig, path)
