@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import convrnn
 from convrnn.checkpoint import load_model
 from convrnn.config import TrainConfig
 from convrnn.tasks import get_task
@@ -106,3 +107,34 @@ def test_tiny_dense_run_beats_chance(tmp_path):
         out = model(x, steps=6).output
     assert out.shape == (128, 3, 32, 32)
     assert get_task("pathfinder").correct(out, y, x).float().mean() >= 0.75
+
+
+def test_lra32_ladder_draws_long_contours_on_larger_canvases():
+    task = get_task("pathfinder")
+    assert [task.canvas(L) for L in (9, 14, 18, 21, 24, 30, 40)] == \
+        ["lra32", "lra32", "lra32", "lra32_48", "lra32_48", "lra32_48", "lra32_64"]
+    x, y = task.eval_data(21, 4, 0)
+    assert x.shape == (4, 1, 48, 48) and y.shape == (4,)
+    assert get_task("pathfinder", preset="lra32_48").canvas(9) == "lra32_48"      # an explicit canvas is kept
+    assert get_task("pathfinder", preset="classic150").canvas(30) == "classic150"
+
+
+def test_label_readout_second_stage_on_a_frozen_backbone():
+    """The max-pool classification head, trained label-only on a frozen backbone's final state, reads a
+    feature that carries the label: here a planted one (channel 0 bright where the label is 1)."""
+    from convrnn.tasks.pathfinder_task import final_features, fit_label_readout
+    torch.manual_seed(0)
+    model = convrnn.create_model("dtnet_pathfinder", width=4, steps=2)
+    x = torch.rand(64, 1, 12, 12)
+    y = torch.arange(64) % 2
+    with torch.no_grad():
+        before = [p.clone() for p in model.parameters()]
+    feats = final_features(model, x, 2)
+    assert feats.shape == (64, 4, 12, 12)
+    planted = lambda mod, inp: (inp[0] + 3.0 * y.view(-1, 1, 1, 1).float() * (torch.arange(4) == 0).view(1, -1, 1, 1),)  # noqa: E731
+    h = model.readout.register_forward_pre_hook(planted)
+    head = fit_label_readout(model, x, y, 2, epochs=60)
+    acc = (head(final_features(model, x, 2)).argmax(1) == y).float().mean()
+    h.remove()
+    assert acc >= 0.95
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))      # the backbone stays frozen

@@ -104,3 +104,4 @@ def test_eval_cli_bf16_on_the_bundled_model(tmp_path, capsys):
     r32, r16 = (json.loads((tmp_path / a / "eval.json").read_text()) for a in ("none", "bf16"))
     assert r32["amp"] == "none" and r16["amp"] == "bf16" and r16["levels"]["9"]["amp"] == "bf16"
     assert r16["levels"]["9"]["accuracy"] == r32["levels"]["9"]["accuracy"] == 1.0
+

@@ -419,3 +419,12 @@ def test_eval_with_data_takes_one_level(tmp_path):
     m = convrnn.create_model("convrnn_dense", width=4)
     with pytest.raises(ValueError, match="one difficulty level"):
         evaluate(m, MazeTask(), [9, 13], n=2, max_steps=2, data=str(tmp_path / "d"), progress=False)
+
+
+def test_bundled_config_name_is_found_next_to_a_folder_of_that_name(tmp_path, monkeypatch):
+    """`convrnn train pathfinder_cpu` run where a folder `pathfinder_cpu` exists (an earlier run's
+    out_dir) still means the bundled config."""
+    from convrnn.config import load_config
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mazes_cpu").mkdir()
+    assert load_config("mazes_cpu").task == "mazes"

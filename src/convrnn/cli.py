@@ -100,7 +100,7 @@ def cmd_eval(args) -> int:
     print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'ms/sample':>10}")
     for k, v in result["levels"].items():
         print(f"{k:>6} {100 * v['accuracy']:7.1f} {v['mean_steps']:10.1f} {v['median_steps']:7.0f} "
-              f"{v['ms_per_sample']:10.1f}")
+              f"{v['ms_per_sample']:10.1f}" + (f"  ({v['canvas']})" if "canvas" in v else ""))
     print("wrote", ", ".join(str(p) for p in paths))
     if args.json:
         print(json.dumps(result))
@@ -427,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", nargs="+",
                    help="checkpoint folder, .safetensors file, or a bundled model name (--task mri: one or more)")
     e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder", "classification", "mri"])
-    e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32)")
+    e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32; "
+                   "lra32 draws lengths over 18 on lra32_48 and over 30 on lra32_64, with the same paddles)")
     e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
     e.add_argument("--noise", default="0,0.1,0.2,0.3", help="Gaussian noise levels (classification)")

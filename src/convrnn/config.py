@@ -109,7 +109,7 @@ def load_yaml(path: str | None, overrides=(), what: str = "config") -> dict:
     data: dict = {}
     if path:
         p = Path(path)
-        if not p.exists() and (CONFIG_DIR / f"{path}.yaml").exists():
+        if not p.is_file() and (CONFIG_DIR / f"{path}.yaml").exists():     # a run folder may share the name
             p = CONFIG_DIR / f"{path}.yaml"
         if not p.is_file():
             bundled = ", ".join(sorted(q.stem for q in CONFIG_DIR.glob("*.yaml")))

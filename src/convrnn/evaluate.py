@@ -94,6 +94,8 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
         x, y = task.eval_data(level, n, seed, data)
         m = max_steps[level] if isinstance(max_steps, dict) else max_steps
         results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp)
+        if data is None and hasattr(task, "canvas"):         # PathFinder: the canvas this level was drawn on
+            results[str(level)]["canvas"] = task.canvas(level)
     halting_name = get_policy(halting).name
     level_of_sample = np.concatenate([np.full(r["n"], float(k)) for k, r in results.items()])
     steps_of_sample = np.concatenate([np.repeat(np.arange(1, len(r["steps_hist"]) + 1), r["steps_hist"])

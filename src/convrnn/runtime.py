@@ -1,8 +1,9 @@
 """Where and in what precision to run: device choice and bf16 autocast.
 
 ``amp="auto"`` takes bf16 autocast where the hardware runs it natively and it wins — CPUs with
-AVX512-BF16 or AMX (measured 2.1x fp32 for a DT-net training step on one core, see
-``benchmarks/RESULTS.md``) and CUDA devices with bf16 — and fp32 elsewhere. Under autocast the
+AVX512-BF16 or AMX (with channels_last, a DT-net training step ran 1.8x faster than fp32 on one
+core; every cell and model family gained 1.05-1.75x from bf16 alone, ``benchmarks/RESULTS.md``) and
+CUDA devices with bf16 — and fp32 elsewhere. Under autocast the
 convolutions run in bf16 while what must stay exact stays in fp32: losses and cross-entropy
 (:mod:`convrnn.losses` casts logits), halting units and ACT/PonderNet sums (:mod:`convrnn.halting`),
 the halted-output accumulation and the metrics.

@@ -12,9 +12,9 @@ Hoisting. The part of a step that sees only the input — for a fused convolutio
 once; ``cell(x, state, drive=drive)`` then runs only the state-dependent part. Without ``drive``
 the cell runs its un-hoisted form (one convolution over the concatenation ``[x, h]``), which is
 what a step with a new input should do: on the CPU one convolution over ``[x, h]`` costs about the
-same as the two halves, and adding the halves is an extra pass over the gates. The weights stay one tensor per
-fused convolution (state-dict keys do not change); :func:`conv_slice` applies a slice of its
-input channels.
+same as the two halves, and adding the halves is an extra pass over the gates. The weights stay
+one tensor per fused convolution (state-dict keys do not change); :func:`conv_slice` applies a
+slice of its input channels.
 """
 from __future__ import annotations
 
@@ -97,22 +97,9 @@ def conv_slice(layer: nn.Conv2d, t: torch.Tensor, start: int, stop: int | None =
                     layer.dilation, layer.groups)
 
 
-def map_state(state, fn):
-    """Apply ``fn`` to every tensor of a state — a tensor or nested tuples, lists and dicts of tensors
-    (used to shrink, detach or index states and drives)."""
-    if isinstance(state, torch.Tensor):
-        return fn(state)
-    if isinstance(state, dict):
-        return {k: map_state(v, fn) for k, v in state.items()}
-    if isinstance(state, (tuple, list)):
-        return type(state)(map_state(s, fn) for s in state)
-    if state is None:
-        return None
-    raise TypeError(f"map_state: expected a tensor or tuples/lists/dicts of tensors, got {type(state).__name__}")
-
-
 def zip_state(fn, a, b):
-    """``fn(x, y)`` on the matching tensors of two states of the same structure."""
+    """``fn(x, y)`` on the matching tensors of two states of the same structure: a tensor or nested
+    tuples, lists and dicts of tensors (``None`` leaves stay ``None``)."""
     if isinstance(a, torch.Tensor):
         return fn(a, b)
     if isinstance(a, dict):
@@ -121,7 +108,12 @@ def zip_state(fn, a, b):
         return type(a)(zip_state(fn, x, y) for x, y in zip(a, b))
     if a is None:
         return None
-    raise TypeError(f"zip_state: expected a tensor or tuples/lists/dicts of tensors, got {type(a).__name__}")
+    raise TypeError(f"expected a tensor or tuples/lists/dicts of tensors in a state, got {type(a).__name__}")
+
+
+def map_state(state, fn):
+    """Apply ``fn`` to every tensor of a state (used to shrink, detach or index states and drives)."""
+    return zip_state(lambda s, _: fn(s), state, state)
 
 
 def first_tensor(tree) -> torch.Tensor:

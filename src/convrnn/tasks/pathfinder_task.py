@@ -29,6 +29,9 @@ import numpy as np
 from .pathfinder import PRESETS, generate_pathfinder, load_pathfinder
 
 TARGETS = ("label", "dense")
+#: canvases with one paddle geometry, each with the longest contour length tested on it (None: any);
+#: a model trained on the first is evaluated on longer contours on the next canvas that holds them
+LADDERS = {"lra32": (("lra32", 18), ("lra32_48", 30), ("lra32_64", None))}
 
 
 def dense_target(contours: np.ndarray, markers: np.ndarray) -> np.ndarray:
@@ -69,6 +72,47 @@ def image_labels(target):
     return target if target.dim() == 1 else (target == 2).flatten(1).any(1).long()
 
 
+def final_features(model, x, steps: int, batch_size: int = 256):
+    """The state the readout sees after ``steps`` fixed steps (B, width, H, W), batch by batch, no grad."""
+    import torch
+    feats = []
+    hook = model.readout.register_forward_pre_hook(lambda mod, inp: feats.append(inp[0].detach().float()))
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                model(x[i:i + batch_size], steps=steps)
+    finally:
+        hook.remove()
+    return torch.cat(feats)
+
+
+def fit_label_readout(model, x, y, steps: int, *, epochs: int = 30, lr: float = 3e-3, batch_size: int = 64,
+                      seed: int = 0):
+    """The paper's classification readout (1x1 conv, global max-pool, linear; ``layers.MaxPoolHead``)
+    trained label-only as a second stage on a frozen backbone's state after ``steps`` steps.
+    ``x``: images, ``y``: image labels (B,). Returns the head (eval mode); decide an image with
+    ``head(final_features(model, x, steps)).argmax(1)``."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..layers import MaxPoolHead
+    model.eval()
+    feats = final_features(model, x, steps)
+    torch.manual_seed(seed)
+    head = MaxPoolHead(feats.shape[1], 2)
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(feats), generator=g)
+        for i in range(0, len(feats), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = F.cross_entropy(head(feats[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return head.eval()
+
+
 class PathfinderTask:
     """Images scaled to [0, 1] with one channel. ``preset`` picks the canvas (see
     :data:`~convrnn.tasks.pathfinder.PRESETS`), ``target`` the supervision (see the module docstring),
@@ -87,8 +131,16 @@ class PathfinderTask:
             raise ValueError(f"PathFinder ink_weight must be a number > 0, got {ink_weight!r}")
         self.preset, self.target, self.ink_weight = preset, target, float(ink_weight)
 
+    def canvas(self, length) -> str:
+        """The preset contour length ``length`` is generated on: ``preset`` itself, or for a preset with a
+        ladder of larger canvases (:data:`LADDERS`; lra32 holds lengths up to 18) the first that holds it."""
+        for name, top in LADDERS.get(self.preset, ((self.preset, None),)):
+            if top is None or int(length) <= top:
+                return name
+        raise AssertionError("unreachable: every ladder ends with an open canvas")
+
     def _generate(self, n, length, seed, dense: bool = False):
-        d = generate_pathfinder(n, int(length), self.preset, seed=seed, return_contours=dense)
+        d = generate_pathfinder(n, int(length), self.canvas(length), seed=seed, return_contours=dense)
         if dense:
             d["dense3"] = dense_target(d["contours"], d["markers"])
         return d
