@@ -138,3 +138,21 @@ def test_label_readout_second_stage_on_a_frozen_backbone():
     h.remove()
     assert acc >= 0.95
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))      # the backbone stays frozen
+
+
+def test_varied_training_images_are_seeded_per_chunk_and_consistent(monkeypatch):
+    import convrnn.tasks.pathfinder_task as pt
+    monkeypatch.setattr(pt, "VARY_CHUNK", 8)
+    task = get_task("pathfinder", target="dense", vary=True)
+    a = task._generate(40, 9, 3, dense=True, vary=True)
+    b = task._generate(16, 9, 3, dense=True, vary=True)
+    assert all(np.array_equal(a[k][:16], b[k]) for k in a)                     # chunk k depends on (seed, k)
+    assert a["images"].shape == (40, 32, 32) and int(a["labels"].sum()) == 20
+    assert torch.equal(image_labels(torch.from_numpy(a["dense3"].astype(np.int64))), torch.from_numpy(a["labels"]))
+    plain = task._generate(40, 9, 3, dense=True)
+    assert not np.array_equal(plain["images"], a["images"])
+    # the chunks really differ in geometry: paddle thickness and marker size change the ink per image
+    ink = (a["images"] > 0).reshape(5, 8, -1).mean((1, 2))
+    assert ink.max() - ink.min() > 0.01
+    with pytest.raises(ValueError, match="vary must be true or false"):
+        get_task("pathfinder", vary="yes")

@@ -98,7 +98,7 @@ def load_pretrained(model: RecurrentModel, name: str) -> RecurrentModel:
         available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
         raise ValueError(f"no bundled weights for model {name!r}; bundled: {', '.join(available) or 'none'}")
     meta, tensors = _open_safetensors(path)
-    trained = json.loads(meta.get("config", "{}"))
+    trained = type(model.config).from_dict(json.loads(meta.get("config", "{}"))).to_dict()   # newer fields: defaults
     asked = model.config.to_dict()
     trained.pop("steps", None), asked.pop("steps", None)     # the default step count is free to change
     if trained != asked:

@@ -78,7 +78,8 @@ def cmd_eval(args) -> int:
     args.checkpoint = args.checkpoint[0]
     args.n = 100 if args.n is None else args.n
     args.halting = args.halting or _default_halting(args.checkpoint)
-    get_policy(args.halting)
+    if args.halting != "learned":
+        get_policy(args.halting)
     levels = {"mazes": lambda: _levels(args.sizes), "pathfinder": lambda: _levels(args.lengths),
               "classification": lambda: _levels(args.noise, float)}[args.task]()
     device = pick_device(args.device)
@@ -159,8 +160,10 @@ def _run_config(checkpoint) -> dict:
 
 
 def _default_halting(checkpoint) -> str:
-    """The policy the model was trained for (ACT, PonderNet), else halting on a stable answer."""
-    return {"act": "act", "ponder": "ponder"}.get(_run_config(checkpoint).get("loss"), "stable")
+    """The run's own halting (a fitted learned head), the policy it was trained for (ACT, PonderNet),
+    else halting on a stable answer."""
+    run = _run_config(checkpoint)
+    return run.get("halting") or {"act": "act", "ponder": "ponder"}.get(run.get("loss"), "stable")
 
 
 def _task_options(args) -> dict:
@@ -180,6 +183,63 @@ def _bundled_names() -> set[str]:
 
 
 # ---- convrnn experiment ---------------------------------------------------------------------------
+
+def cmd_fit_halting(args) -> int:
+    """Second stage: fit a learned halting head on a trained run's frozen rollouts (fresh data at the
+    given levels, from a seed the run never used) and write the model with it as its default policy."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from .checkpoint import load_model, save_model
+    from .config import TrainConfig
+    from .fileio import atomic_write_text
+    from .halting_training import attach, fit_dynamics_halting, record_rollouts
+    from .tasks import get_task
+    run = _run_config(args.checkpoint)
+    if not run:
+        raise ValueError(f"{args.checkpoint}: fit-halting needs a training run folder (model.safetensors + config.json)")
+    model = load_model(args.checkpoint)
+    task = get_task(run["task"])
+    feats, losses = [], []
+    for level in _levels(args.levels):
+        cfg = TrainConfig.from_dict({**run, "train_size": level, "n_train": args.n, "n_val": 1, "seed": args.seed,
+                                     "data": None, "val_size": None})
+        (x, y), _ = task.datasets(cfg)
+        f, loss = record_rollouts(model, x, y, lambda xb, c=cfg: task.criterion(xb, c), args.max_steps)
+        feats.append(f)
+        losses.append(loss)
+        print(f"level {level}: {len(x)} rollouts of {args.max_steps} steps recorded", flush=True)
+    torch.manual_seed(args.seed)
+    head = fit_dynamics_halting(torch.cat(feats), torch.cat(losses), lambda_p=args.lambda_p, beta=args.beta,
+                                epochs=args.epochs, seed=args.seed)
+    attach(model, head)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(out / "model.safetensors", model, {"halting": "learned"})
+    atomic_write_text(out / "config.json", json.dumps({**run, "halting": "learned", "halting_fit": {
+        "from": str(args.checkpoint), "levels": args.levels, "n": args.n, "max_steps": args.max_steps,
+        "seed": args.seed, "lambda_p": args.lambda_p, "beta": args.beta, "epochs": args.epochs}}, indent=1))
+    print(f"wrote {out}/model.safetensors (default halting: learned) and config.json")
+    return 0
+
+
+def _add_fit_halting_parser(sub) -> None:
+    h = sub.add_parser("fit-halting", help="second stage: fit a learned halting head (PonderNet on answer dynamics) "
+                                           "on a trained run's frozen rollouts")
+    h.add_argument("checkpoint", help="training run folder (model.safetensors + config.json)")
+    h.add_argument("--levels", required=True, help="difficulty levels to roll out, e.g. 9,14 (maze sizes, contour "
+                                                   "lengths)")
+    h.add_argument("--n", type=int, default=128, help="samples per level (default: %(default)s)")
+    h.add_argument("--max-steps", type=int, default=60, help="rollout length M (default: %(default)s)")
+    h.add_argument("--lambda-p", type=float, default=0.05, help="PonderNet geometric prior (default: %(default)s)")
+    h.add_argument("--beta", type=float, default=0.01, help="KL weight (default: %(default)s)")
+    h.add_argument("--epochs", type=int, default=40)
+    h.add_argument("--seed", type=int, default=777, help="data seed (not the run's)")
+    h.add_argument("--out", required=True, help="output folder (model.safetensors + config.json)")
+    h.set_defaults(fn=cmd_fit_halting)
+
 
 def cmd_experiment(args) -> int:
     from .analysis.experiment import load_experiment, report_table, run_experiment
@@ -447,8 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=None, help="mri: phantom test image side (default: the run's)")
     e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: 4x training steps)")
     e.add_argument("--halting", default=None,
-                   help="fixed | act | ponder | confidence | convergence | stable (default: act or ponder when the run "
-                        "was trained with it, else stable)")
+                   help="fixed | act | ponder | confidence | convergence | stable | learned (default: the run's fitted "
+                        "head, act or ponder when the run was trained with it, else stable)")
     e.add_argument("--data", default=None, help="evaluate on this file/folder instead of fresh samples (mri: a "
                    "folder of fastMRI h5 volumes, e.g. knee singlecoil_val)")
     e.add_argument("--seed", type=int, default=12345)
@@ -464,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_eval)
     _add_experiment_parser(sub)
     _add_analyze_parser(sub)
+    _add_fit_halting_parser(sub)
     return p
 
 

@@ -20,6 +20,11 @@ and the model returns ``y = Σ_n p_n y_n`` with ``Σ_n p_n = 1`` per sample:
 * :class:`StableOutput` — inference only: halt once the predicted labels (argmax over dim 1) have
   not changed for ``patience`` consecutive steps. Models whose state keeps drifting or cycling
   while the answer is settled (DT-nets on mazes often end in a 2-cycle) still halt.
+* :class:`AnswerDynamics` — a learned halting rule trained as a second stage on a frozen backbone:
+  PonderNet's ``λ_n = σ(head(f_n))`` where ``f_n`` are six "answer dynamics" features — how many
+  outputs changed their answer since the last step (and the max of that count over 4 steps, and its
+  fraction), the answer's confidence (1 - mean and 1 - min max-softmax) and the relative state
+  change. It halts once ``1 - Π(1 - λ_j) >= threshold`` and returns that step's output.
 
 The loop itself lives in :func:`run_recurrence`; at inference halted samples leave the batch, so
 compute really drops as samples halt.
@@ -197,6 +202,69 @@ class StableOutput(HaltingPolicy):
         halt = (count >= self.patience) & (n >= self.min_steps)
         if n == self.max_steps:
             halt = torch.ones_like(halt)
+        return (halt & ~done).float(), halt | done
+
+
+def answer_features(y, pred_prev, h, h_prev, history):
+    """The six answer-dynamics features (rows, 6) of step outputs ``y`` (rows, C[, H, W]) and outputs
+    ``h`` (see :class:`AnswerDynamics`). ``pred_prev``: the previous step's argmax or None (first
+    step: every output counts as changed); ``history``: (rows, 3) change counts of the 3 steps before."""
+    y = y.float()
+    pred = y.argmax(1)
+    size = pred[0].numel() if pred.dim() > 1 else 1
+    if pred_prev is None:
+        changed = torch.full((len(y),), float(size), device=y.device)
+    else:
+        changed = (pred != pred_prev).reshape(len(y), -1).sum(1).float()
+    conf = torch.softmax(y, 1).amax(1).reshape(len(y), -1)
+    if h_prev is None:
+        rel = torch.ones(len(y), device=y.device)
+    else:
+        diff = (h.float() - h_prev.float()).flatten(1).norm(dim=1)
+        rel = diff / h_prev.float().flatten(1).norm(dim=1).clamp_min(1e-8)
+    recent = torch.maximum(changed, history.amax(1))
+    return torch.stack([torch.log1p(changed), torch.log1p(recent), torch.log10(changed / size + 1e-4),
+                        torch.log(1 - conf.mean(1) + 1e-6), torch.log(1 - conf.amin(1) + 1e-6),
+                        torch.log(rel + 1e-8)], 1), pred, changed
+
+
+class AnswerDynamics(HaltingPolicy):
+    """Learned halting on answer dynamics (see the module docstring). ``head`` maps features (rows, 6)
+    to halting logits (rows,), e.g. :class:`convrnn.layers.DynamicsHaltingHead`; ``head=None`` never
+    halts before the cap and only records the features (``self.recorded``: (B, M, 6)), which is how
+    the second stage caches a frozen backbone's rollouts."""
+
+    name = "learned"
+
+    def __init__(self, head=None, threshold: float = 0.5):
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"AnswerDynamics: threshold must be in (0, 1], got {threshold}")
+        self.head, self.threshold = head, threshold
+
+    def start(self, batch, max_steps, device):
+        super().start(batch, max_steps, device)
+        self.prev = None
+        self.history = torch.zeros(batch, 3, device=device)
+        self.log_not = torch.zeros(batch, device=device)
+        self.recorded = torch.zeros(batch, max_steps, 6, device=device) if self.head is None else None
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        prev = None if self.prev is None else self.prev[idx]
+        feats, pred, changed = answer_features(y, prev, h, h_prev, self.history[idx])
+        if self.prev is None:
+            self.prev = pred.new_zeros((len(self.history),) + tuple(pred.shape[1:]))
+        self.prev[idx] = pred
+        self.history[idx] = torch.cat([self.history[idx, 1:], changed[:, None]], 1)
+        last = n == self.max_steps
+        if self.head is None:
+            self.recorded[idx, n - 1] = feats
+            halt = torch.full((len(idx),), last, dtype=torch.bool, device=idx.device)
+        else:
+            with torch.no_grad():
+                lam_logit = self.head(feats).float()
+            new_not = self.log_not[idx] + F.logsigmoid(-lam_logit)
+            self.log_not[idx] = new_not
+            halt = (-torch.expm1(new_not) >= self.threshold) | last
         return (halt & ~done).float(), halt | done
 
 

@@ -43,6 +43,23 @@ class AvgPoolHead(nn.Module):
 HEADS = {"dense": DenseHead, "maxpool": MaxPoolHead, "avgpool": AvgPoolHead}
 
 
+class DynamicsHaltingHead(nn.Module):
+    """The learned part of :class:`convrnn.halting.AnswerDynamics`: standardised answer-dynamics
+    features (6) -> 16 -> ReLU -> 1 halting logit. ``mean``/``std`` are buffers fitted with the head
+    (second stage, :func:`convrnn.halting_training.fit_dynamics_halting`). Runs in float32."""
+
+    def __init__(self, features: int = 6, hidden: int = 16, bias: float = -3.0):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("std", torch.ones(features))
+        self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        nn.init.constant_(self.mlp[2].bias, bias)
+
+    @fp32
+    def forward(self, f):
+        return self.mlp((f - self.mean) / self.std).squeeze(-1)
+
+
 class HaltingUnit(nn.Module):
     """``logit = w · [mean(h), max(h)] + b``: one halting logit per sample (Graves 2016, pooled over
     space). The bias starts at ``bias`` (around -2 keeps early training from halting at step 1). It runs

@@ -4,7 +4,7 @@ from convrnn.tasks import get_task
 from convrnn.tasks.pathfinder_task import decide, fit_label_readout, final_features
 torch.set_num_threads(1)
 t0 = time.perf_counter()
-model = load_model("/tmp/runs/pathfinder_cpu").eval()
+model = load_model("results/cpu-2026-11-30/pathfinder_cpu").eval()
 task = get_task("pathfinder", preset="lra32")
 xt, yt = task.eval_data(14, 4000, 777)
 head = fit_label_readout(model, xt, yt, 20, epochs=20)
@@ -22,4 +22,4 @@ for L in (9, 14, 18, 21, 24):
             row[f"head@{steps}"] = (head(f).argmax(1) == y).float().mean().item()
     res[L] = row
     print(L, row, flush=True)
-json.dump(res, open("/tmp/runs/pathfinder_cpu/readout_eval.json", "w"), indent=1)
+json.dump(res, open("results/cpu-2026-11-30/pathfinder_cpu/readout_eval.json", "w"), indent=1)

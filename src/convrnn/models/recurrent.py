@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
-from ..halting import RecurrentOutput, run_recurrence
-from ..layers import HEADS, HaltingUnit
+from ..halting import AnswerDynamics, RecurrentOutput, get_policy, run_recurrence
+from ..layers import HEADS, DynamicsHaltingHead, HaltingUnit
 from ..registry import create_cell, get_cell_class
 
 
@@ -40,12 +40,18 @@ class RecurrentConfig(DictConfig):
     recall: bool = True
     steps: int = 20                # default number of steps when forward() is not told
     halt_bias: float = -2.0
+    dynamics_halting: bool = False   # has a second-stage learned halting head (halting="learned")
+    default_halting: str = "fixed"   # the policy evaluation uses when not told (forward's default stays fixed)
 
     def __post_init__(self):
         for k in ("in_channels", "width", "out_channels", "steps"):
             check_positive_int(f"model config: {k}", getattr(self, k))
         if not isinstance(self.cell_kwargs, dict):
             raise ValueError(f"model config: cell_kwargs must be a mapping, got {self.cell_kwargs!r}")
+        if not isinstance(self.dynamics_halting, bool):
+            raise ValueError(f"model config: dynamics_halting must be true or false, got {self.dynamics_halting!r}")
+        if self.default_halting == "learned" and not self.dynamics_halting:
+            raise ValueError("model config: default_halting 'learned' needs dynamics_halting: true")
 
 
 class RecurrentModel(nn.Module):
@@ -63,11 +69,23 @@ class RecurrentModel(nn.Module):
         self.cell = create_cell(cfg.cell, cfg.width, cfg.width, **cfg.cell_kwargs)
         self.readout = HEADS[cfg.head](cfg.width, cfg.out_channels)
         self.halting_unit = HaltingUnit(cfg.width, cfg.halt_bias)
+        if cfg.dynamics_halting:
+            self.dynamics_head = DynamicsHaltingHead()
 
     @property
     def channels_last_friendly(self) -> bool:
         """The cell's answer (see ``runtime.channels_last_wins``)."""
         return getattr(self.cell, "channels_last_friendly", True)
+
+    def halting_policy(self, halting):
+        """``halting`` as a policy object; ``"learned"`` is this model's fitted head
+        (:class:`~convrnn.halting.AnswerDynamics`)."""
+        if isinstance(halting, str) and halting == "learned":
+            if not self.config.dynamics_halting:
+                raise ValueError("halting='learned' needs a model with a learned halting head: fit one with "
+                                 "`convrnn fit-halting RUN` (convrnn.halting_training)")
+            return AnswerDynamics(self.dynamics_head)
+        return get_policy(halting)
 
     def _hoists(self) -> bool:
         """Does the cell take a precomputed ``drive=`` (every built-in cell; maybe not a user's)?"""
@@ -80,6 +98,7 @@ class RecurrentModel(nn.Module):
         "convergence", "stable" or a policy object). ``state`` continues from a previous call's
         ``.state`` (without recall the image is not shown again)."""
         check_image(image, self.config.in_channels, "image")
+        halting = self.halting_policy(halting)
         e = self.encoder(image)
         hoist = self._hoists()
         first = 1 if state is None else 0     # a continued run has seen its input already

@@ -29,6 +29,14 @@ import numpy as np
 from .pathfinder import PRESETS, generate_pathfinder, load_pathfinder
 
 TARGETS = ("label", "dense")
+#: what other PathFinder generators do differently, as variations of a preset's geometry: touching
+#: contours (gap 0), tighter or wider gaps between paddles, smaller or larger markers, thicker paddles,
+#: sparser or denser clutter. A model trained on lra32 alone fell to chance on touching contours, wider
+#: gaps or smaller markers (RESULTS). With ``vary=True`` every chunk of training images is drawn from
+#: one combination (a seeded draw per chunk); validation and evaluation stay on the preset itself.
+VARIATIONS = {"gap": (0, 1), "paddle_margin": (0.5, 1.0, 1.5), "marker_radius": (1.0, 1.5, 2.0),
+              "paddle_thickness": (0.5, 0.75, 1.0), "distractor_budget": (15, 20, 30, 40)}
+VARY_CHUNK = 256
 #: canvases with one paddle geometry, each with the longest contour length tested on it (None: any);
 #: a model trained on the first is evaluated on longer contours on the next canvas that holds them
 LADDERS = {"lra32": (("lra32", 18), ("lra32_48", 30), ("lra32_64", None))}
@@ -120,16 +128,18 @@ class PathfinderTask:
     ``data_kwargs`` may set all three."""
 
     name = "pathfinder"
-    OPTIONS = ("preset", "target", "ink_weight")
+    OPTIONS = ("preset", "target", "ink_weight", "vary")
 
-    def __init__(self, preset: str = "lra32", target: str = "label", ink_weight: float = 4.0):
+    def __init__(self, preset: str = "lra32", target: str = "label", ink_weight: float = 4.0, vary: bool = False):
         if preset not in PRESETS:
             raise ValueError(f"unknown PathFinder preset {preset!r}; valid: {', '.join(PRESETS)}")
         if target not in TARGETS:
             raise ValueError(f"PathFinder target must be one of {', '.join(TARGETS)}, got {target!r}")
         if isinstance(ink_weight, bool) or not isinstance(ink_weight, (int, float)) or not ink_weight > 0:
             raise ValueError(f"PathFinder ink_weight must be a number > 0, got {ink_weight!r}")
-        self.preset, self.target, self.ink_weight = preset, target, float(ink_weight)
+        if not isinstance(vary, bool):
+            raise ValueError(f"PathFinder vary must be true or false, got {vary!r}")
+        self.preset, self.target, self.ink_weight, self.vary = preset, target, float(ink_weight), vary
 
     def canvas(self, length) -> str:
         """The preset contour length ``length`` is generated on: ``preset`` itself, or for a preset with a
@@ -139,11 +149,30 @@ class PathfinderTask:
                 return name
         raise AssertionError("unreachable: every ladder ends with an open canvas")
 
-    def _generate(self, n, length, seed, dense: bool = False):
+    def _generate(self, n, length, seed, dense: bool = False, vary: bool = False):
+        if vary:
+            return self._generate_varied(n, length, seed, dense)
         d = generate_pathfinder(n, int(length), self.canvas(length), seed=seed, return_contours=dense)
         if dense:
             d["dense3"] = dense_target(d["contours"], d["markers"])
         return d
+
+    def _generate_varied(self, n, length, seed, dense):
+        """``n`` images in chunks of :data:`VARY_CHUNK`, each chunk from one draw of :data:`VARIATIONS`
+        (chunk ``k`` depends on ``(seed, k)`` only)."""
+        import dataclasses
+        base = PRESETS[self.canvas(length)]
+        parts = []
+        for k, start in enumerate(range(0, int(n), VARY_CHUNK)):
+            rng = np.random.default_rng([int(seed) % (1 << 32), k])
+            variant = {name: values[rng.integers(len(values))] for name, values in VARIATIONS.items()}
+            preset = dataclasses.replace(base, **variant)
+            d = generate_pathfinder(min(VARY_CHUNK, int(n) - start), int(length), preset,
+                                    seed=int(seed) * 1_000_003 + k, return_contours=dense)
+            if dense:
+                d["dense3"] = dense_target(d["contours"], d["markers"])
+            parts.append({key: d[key] for key in ("images", "labels", "markers") + (("dense3",) if dense else ())})
+        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
     def _tensors(self, data):
         import torch
@@ -168,7 +197,7 @@ class PathfinderTask:
                                  "train with target=label on a data folder")
             train = load_pathfinder(cfg.data)
         else:
-            train = task._generate(cfg.n_train, cfg.train_size, cfg.seed, dense=task.target == "dense")
+            train = task._generate(cfg.n_train, cfg.train_size, cfg.seed, dense=task.target == "dense", vary=task.vary)
         val = task._generate(cfg.n_val, cfg.val_size or cfg.train_size, cfg.seed + 1_000_003)   # labels: scored
         return task._tensors(train), task._tensors(val)
 
