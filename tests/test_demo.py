@@ -17,9 +17,13 @@ def test_quick_demo_solves_mazes_and_thinks_longer_on_bigger_ones(tmp_path, caps
     assert levels["13"]["mean_steps"] > levels["9"]["mean_steps"]
     assert sum(levels["9"]["steps_hist"]) == levels["9"]["n"]
     page = (tmp_path / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "13x13" in page
+    assert page.count("data:image/png;base64,") == 6 and "13x13" in page      # 3 maze + 3 PathFinder figures
+    pf = json.loads((tmp_path / "pathfinder" / "demo.json").read_text())
+    assert pf["model"] == "adrnn_pathfinder" and pf["halting"] == "learned" and set(pf["levels"]) == {"9", "14"}
+    assert pf["levels"]["9"]["accuracy"] >= 0.75 and pf["levels"]["14"]["accuracy"] >= 0.75
+    assert "PathFinder" in page and (tmp_path / "pathfinder" / "fill_step_by_step.png").stat().st_size > 0
     out = capsys.readouterr().out
-    assert "accuracy" in out and "report:" in out
+    assert "accuracy" in out and "report:" in out and "Spearman correlation of steps with contour length" in out
 
 
 def test_bundled_model_loads_offline_and_refuses_overrides():

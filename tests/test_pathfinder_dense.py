@@ -156,3 +156,17 @@ def test_varied_training_images_are_seeded_per_chunk_and_consistent(monkeypatch)
     assert ink.max() - ink.min() > 0.01
     with pytest.raises(ValueError, match="vary must be true or false"):
         get_task("pathfinder", vary="yes")
+
+
+def test_bundled_adrnn_pathfinder_offline_small_and_halts_by_itself():
+    from convrnn.checkpoint import PRETRAINED_DIR
+    path = PRETRAINED_DIR / "adrnn_pathfinder.safetensors"
+    assert path.stat().st_size <= 2 * 2**20
+    model = convrnn.create_model("adrnn_pathfinder", pretrained=True).eval()
+    assert model.config.default_halting == "learned" and model.config.dynamics_halting
+    task = get_task("pathfinder")
+    x, y = task.eval_data(14, 64, 31337)
+    with torch.no_grad():
+        out = model(x, steps=80, halting=model.config.default_halting)
+    assert task.correct(out.output, y, x).float().mean() >= 0.9
+    assert 5 < out.steps.float().mean() < 60           # halts by itself, neither at once nor at the cap

@@ -77,8 +77,7 @@ def cmd_eval(args) -> int:
                          "(several are for --task mri)")
     args.checkpoint = args.checkpoint[0]
     args.n = 100 if args.n is None else args.n
-    args.halting = args.halting or _default_halting(args.checkpoint)
-    if args.halting != "learned":
+    if args.halting and args.halting != "learned":
         get_policy(args.halting)
     levels = {"mazes": lambda: _levels(args.sizes), "pathfinder": lambda: _levels(args.lengths),
               "classification": lambda: _levels(args.noise, float)}[args.task]()
@@ -88,6 +87,7 @@ def cmd_eval(args) -> int:
         model = convrnn.create_model(args.checkpoint, pretrained=True)
     else:
         model = load_model(args.checkpoint)
+    args.halting = args.halting or _default_halting(args.checkpoint, model)
     model = use_channels_last(model.to(device), "auto", device)    # 1.3x on the CPU for ungated cells
     task = get_task(args.task, **_task_options(args))
     max_steps = args.max_steps or model.config.steps * 4
@@ -159,11 +159,13 @@ def _run_config(checkpoint) -> dict:
     return {}
 
 
-def _default_halting(checkpoint) -> str:
+def _default_halting(checkpoint, model=None) -> str:
     """The run's own halting (a fitted learned head), the policy it was trained for (ACT, PonderNet),
-    else halting on a stable answer."""
+    the model's own default (a bundled model's learned head), else halting on a stable answer."""
     run = _run_config(checkpoint)
-    return run.get("halting") or {"act": "act", "ponder": "ponder"}.get(run.get("loss"), "stable")
+    own = getattr(getattr(model, "config", None), "default_halting", "fixed")
+    return run.get("halting") or {"act": "act", "ponder": "ponder"}.get(run.get("loss")) or \
+        (own if own != "fixed" else "stable")
 
 
 def _task_options(args) -> dict:

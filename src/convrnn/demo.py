@@ -28,6 +28,8 @@ from .tasks.mazes import MazeTask
 MODEL = "dtnet_mazes_w64"
 FULL = [(9, 100), (13, 60), (19, 32), (25, 16), (33, 12), (45, 4)]   # (maze size, number of mazes)
 QUICK = [(9, 6), (13, 3)]
+PF_MODEL = "adrnn_pathfinder"
+PF_FULL, PF_QUICK = (9, 14, 18, 21, 24), (9, 14)   # contour lengths (21 and 24 on the 48 px canvas)
 
 
 def run_demo(args) -> int:
@@ -62,17 +64,58 @@ def run_demo(args) -> int:
     pngs = plots.plot_eval(result, out_dir)
     pngs.append(task.plot_examples(model, result, out_dir / "examples.png", level=levels[min(2, len(levels) - 1)][0],
                                    device=str(device)))
-    report = write_html(result, pngs, out_dir / "index.html", total)
+    pf, pf_pngs = pathfinder_part(args, device, amp, out_dir)
+    total = time.perf_counter() - t0
+    report = write_html(result, pngs, out_dir / "index.html", total, pf, pf_pngs)
     print(f"\nreport: {report}  ({total:.0f} s)")
     return 0
 
 
-def write_html(result: dict, pngs: list[Path], path: Path, seconds: float) -> Path:
+def pathfinder_part(args, device, amp, out_dir: Path) -> tuple[dict, list[Path]]:
+    """PathFinder: the bundled model halts with its learned head, later on longer contours."""
+    from .evaluate import evaluate
+    from .tasks.pathfinder_task import PathfinderTask
+    model = use_channels_last(convrnn.create_model(PF_MODEL, pretrained=True).to(device), "auto", device).eval()
+    task = PathfinderTask()
+    lengths, n = (PF_QUICK, 8) if args.quick else (PF_FULL, 100)
+    print(f"\nPathFinder: {PF_MODEL} (trained at contour length 14 on 32 px) with its learned halting")
+    result = evaluate(model, task, list(lengths), n, 80, "learned", seed=2026, batch_size=n, device=str(device),
+                      curve="anytime", progress=False, amp=amp)
+    result.update(model=PF_MODEL, curve_kind="anytime")
+    print(f"{'length':>7} {'canvas':>9} {'images':>7} {'accuracy':>9} {'mean steps':>11} {'median':>7}")
+    for k, v in result["levels"].items():
+        print(f"{k:>7} {v['canvas']:>9} {v['n']:7d} {100 * v['accuracy']:8.1f}% {v['mean_steps']:11.1f} "
+              f"{v['median_steps']:7.0f}")
+    if "spearman_steps_vs_level" in result:
+        print(f"Spearman correlation of steps with contour length: {result['spearman_steps_vs_level']:.2f}")
+    sub = out_dir / "pathfinder"
+    sub.mkdir(exist_ok=True)
+    atomic_write_text(sub / "demo.json", json.dumps(result, indent=1))
+    pngs = [task.plot_fill(model, lengths[-1], sub / "fill_step_by_step.png", device=str(device))]
+    pngs += plots.plot_eval(result, sub)
+    return result, pngs
+
+
+def write_html(result: dict, pngs: list[Path], path: Path, seconds: float, pf: dict | None = None,
+               pf_pngs: list[Path] = ()) -> Path:
     rows = "".join(f"<tr><td>{k}x{k}</td><td>{v['n']}</td><td>{100 * v['accuracy']:.1f}%</td>"
                    f"<td>{v['mean_steps']:.1f}</td><td>{v['median_steps']:.0f}</td><td>{v['ms_per_sample']:.0f}</td></tr>"
                    for k, v in result["levels"].items())
-    imgs = "".join(f"<figure><img src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
-                   f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>" for p in pngs)
+    def figures(paths):
+        return "".join(f"<figure><img src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
+                       f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>" for p in paths)
+    imgs = figures(pngs)
+    pf_html = ""
+    if pf:
+        pf_rows = "".join(f"<tr><td>{k}</td><td>{html.escape(v['canvas'])}</td><td>{v['n']}</td>"
+                          f"<td>{100 * v['accuracy']:.1f}%</td><td>{v['mean_steps']:.1f}</td>"
+                          f"<td>{v['median_steps']:.0f}</td></tr>" for k, v in pf["levels"].items())
+        pf_html = f"""<h2>PathFinder: a learned halting head, later on longer contours</h2>
+<p>Model <code>{html.escape(pf['model'])}</code>, trained on contour length 14 (32 px) with a per-pixel target,
+traces the contours from both markers and stops when its learned halting head says the answer has settled.
+Lengths 21 and 24 are drawn on a 48 px canvas with the same paddles (zero-shot).</p>
+<table><tr><th>length</th><th>canvas</th><th>images</th><th>accuracy</th><th>mean steps</th><th>median steps</th></tr>
+{pf_rows}</table>{figures(pf_pngs)}"""
     page = f"""<!doctype html><meta charset="utf-8"><title>convrnn demo</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}img{{max-width:100%}}</style>
@@ -81,6 +124,6 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}img{{max-width:1
 fresh mazes (seed {result['seed']}) and halts each maze once its answer has been stable for 5 steps.
 A maze counts as solved only if every pixel is right. Total time {seconds:.0f} s.</p>
 <table><tr><th>size</th><th>mazes</th><th>accuracy</th><th>mean steps</th><th>median steps</th><th>ms/maze</th></tr>
-{rows}</table>{imgs}"""
+{rows}</table>{imgs}{pf_html}"""
     atomic_write_text(path, page)
     return path

@@ -1,12 +1,16 @@
-"""How the dense PathFinder model (trained on lra32 only) holds up when the images change in ways other
-generators differ: touching contours (gap 0), thicker / longer paddles, bigger markers, denser clutter,
-lower contrast. Length 14, 300 images each, 30 steps, decision rule."""
-import dataclasses, json, torch, numpy as np
+"""How a dense PathFinder model holds up when the images change in ways other generators differ:
+touching contours (gap 0), thicker paddles, tighter or wider gaps between paddles, smaller markers,
+denser clutter, lower contrast. Length 14, 300 images each, 30 steps, decision rule.
+
+    python results/cpu-2026-11-30/pathfinder_cpu/robust_probe.py [RUN]      # writes RUN/robust_probe.json
+"""
+import dataclasses, json, sys, torch, numpy as np
 from convrnn.checkpoint import load_model
 from convrnn.tasks.pathfinder import PRESETS, generate_pathfinder
 from convrnn.tasks.pathfinder_task import decide
 torch.set_num_threads(1)
-model = load_model("results/cpu-2026-11-30/pathfinder_cpu").eval()
+run = sys.argv[1] if len(sys.argv) > 1 else "results/cpu-2026-11-30/pathfinder_cpu"
+model = load_model(run).eval()
 base = PRESETS["lra32"]
 variants = {
     "lra32 (as trained)": base,
@@ -31,4 +35,4 @@ for name, p in variants.items():
         acc = (decide(out) == torch.from_numpy(d["labels"])).float().mean().item()
         res[f"{name}, contrast {contrast}"] = round(acc, 3)
         print(f"{name:30s} contrast {contrast}: {acc:.3f}  ink {(d['images'] > 0).mean():.3f}", flush=True)
-json.dump(res, open("results/cpu-2026-11-30/pathfinder_cpu/robust_probe.json", "w"), indent=1)
+json.dump(res, open(f"{run}/robust_probe.json", "w"), indent=1)

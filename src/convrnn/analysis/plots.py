@@ -36,7 +36,7 @@ def plot_eval(result: dict, out_dir: Path) -> list[Path]:
     plt = pyplot()
     levels = result["levels"]
     names = list(levels)
-    label = "maze size" if result["task"] == "mazes" else "difficulty"
+    label = {"mazes": "maze size", "pathfinder": "contour length"}.get(result["task"], "difficulty")
     paths = []
     if all("curve" in levels[k] for k in names):
         fig, ax = plt.subplots(figsize=(5.5, 3.8))

@@ -74,6 +74,17 @@ def dtnet_pathfinder(**kw):
                        steps=20), kw)
 
 
+@register_model("adrnn_pathfinder")
+def adrnn_pathfinder(**kw):
+    """The bundled PathFinder model (``pretrained=True``): ``dtnet_pathfinder`` trained with
+    ``convrnn train pathfinder_cpu`` (dense target, lra32, length 14) and a learned halting head
+    fitted as a second stage (``convrnn fit-halting``), its default policy ("learned"). Decide an
+    image with :func:`convrnn.tasks.pathfinder_task.decide`. Provenance:
+    ``pretrained/adrnn_pathfinder.train.json``."""
+    return _build(dict(in_channels=1, cell="residual", width=16, head="dense", out_channels=3, recall=True,
+                       steps=20, dynamics_halting=True, default_halting="learned"), kw)
+
+
 @register_model("adrnn_resnet_pathfinder")
 def adrnn_resnet_pathfinder(**kw):
     """Recurrent ResNet: the weight-tied residual block iterated."""

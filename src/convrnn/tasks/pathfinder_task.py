@@ -224,6 +224,33 @@ class PathfinderTask:
         x, y = self._tensors(load_pathfinder(data) if data else self._generate(n, length, seed))
         return x[:n], y[:n]
 
+    def plot_fill(self, model, length, path, seed: int = 2026, halting="learned", max_steps: int = 80,
+                  device="cpu", shown=(1, 3, 6, 10, 15)):
+        """The per-pixel answer growing step by step on one positive image of ``length``: the image,
+        the answer map after the ``shown`` steps, and at the step the halting picks."""
+        import torch
+
+        from ..analysis.plots import pyplot, save_figure
+        plt = pyplot()
+        x, y = self.eval_data(length, 16, seed)
+        i = int(torch.nonzero(y == 1)[0])
+        with torch.no_grad():
+            model.eval()
+            out = model(x[i:i + 1].to(device), steps=max_steps, halting=halting, return_steps=True, shrink=False)
+        halted = int(out.steps[0])
+        steps = [s for s in shown if s < halted] + [halted]
+        fig, axes = plt.subplots(1, len(steps) + 1, figsize=(1.7 * (len(steps) + 1), 2.1))
+        axes[0].imshow(x[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        axes[0].set_title(f"length {length}", fontsize=8)
+        for ax, s in zip(axes[1:], steps):
+            ax.imshow(out.step_outputs[s - 1, 0].argmax(0).cpu().numpy(), cmap="viridis", vmin=0, vmax=2,
+                      interpolation="nearest")
+            ax.set_title(f"step {s}" + (" (halted)" if s == halted else ""), fontsize=8)
+        for ax in axes:
+            ax.axis("off")
+        fig.suptitle("The fill grows from both markers (teal: one marker, yellow: both markers)", fontsize=9)
+        return save_figure(fig, path)
+
     def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=8):
         """A row of test images with label, prediction and steps used under the evaluated halting
         (dense models: the predicted map below each image)."""
