@@ -170,3 +170,20 @@ def test_bundled_adrnn_pathfinder_offline_small_and_halts_by_itself():
         out = model(x, steps=80, halting=model.config.default_halting)
     assert task.correct(out.output, y, x).float().mean() >= 0.9
     assert 5 < out.steps.float().mean() < 60           # halts by itself, neither at once nor at the cap
+
+
+def test_eval_scores_an_lra_folder_with_the_bundled_dense_model(tmp_path, capsys):
+    """An LRA-layout folder (PNG images + metadata lines, labels only) is scored by the dense model's
+    decision rule through `convrnn eval --data`."""
+    import json
+
+    from convrnn.cli import main
+    from convrnn.tasks.pathfinder import save_pathfinder
+    data = generate_pathfinder(32, 14, "lra32", seed=4321)
+    save_pathfinder(tmp_path / "pathfinder32" / "curv_contour_length_14", data, "lra", batch_size=16, length=14)
+    assert main(["eval", "adrnn_pathfinder", "--task", "pathfinder", "--lengths", "14", "--n", "32", "--data",
+                 str(tmp_path / "pathfinder32" / "curv_contour_length_14"), "--no-curves", "--no-progress",
+                 "--json", "--out", str(tmp_path / "ev")]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["halting"] == "learned" and res["levels"]["14"]["n"] == 32
+    assert res["levels"]["14"]["accuracy"] >= 0.85
