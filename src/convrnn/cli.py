@@ -66,10 +66,9 @@ def cmd_eval(args) -> int:
     import json
 
     from .checkpoint import load_model
-    from .evaluate import evaluate, write_report
-    from .tasks import get_task
-    from .halting import get_policy
+    from .evaluate import evaluate, resolve_policy, write_report
     from .runtime import pick_device, use_channels_last
+    from .tasks import get_task
     if args.task == "mri":
         return cmd_eval_mri(args)
     if len(args.checkpoint) != 1:
@@ -77,8 +76,6 @@ def cmd_eval(args) -> int:
                          "(several are for --task mri)")
     args.checkpoint = args.checkpoint[0]
     args.n = 100 if args.n is None else args.n
-    if args.halting and args.halting != "learned":
-        get_policy(args.halting)
     levels = {"mazes": lambda: _levels(args.sizes), "pathfinder": lambda: _levels(args.lengths),
               "classification": lambda: _levels(args.noise, float)}[args.task]()
     device = pick_device(args.device)
@@ -88,6 +85,7 @@ def cmd_eval(args) -> int:
     else:
         model = load_model(args.checkpoint)
     args.halting = args.halting or _default_halting(args.checkpoint, model)
+    resolve_policy(model, args.halting)          # a bad name fails here, before any data is made
     model = use_channels_last(model.to(device), "auto", device)    # 1.3x on the CPU for ungated cells
     task = get_task(args.task, **_task_options(args))
     max_steps = args.max_steps or model.config.steps * 4

@@ -17,6 +17,11 @@ from .runtime import autocast, is_channels_last, resolve_amp
 SCHEMA = "convrnn.eval/1"
 
 
+def resolve_policy(model, halting):
+    """``halting`` as a policy object, through the model when it has its own (``"learned"``)."""
+    return model.halting_policy(halting) if hasattr(model, "halting_policy") else get_policy(halting)
+
+
 @torch.no_grad()
 def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size: int = 32, device="cpu",
                    curve: bool | str = True, amp: str = "none", step_callback=None) -> dict:
@@ -32,7 +37,7 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
     dev_type = torch.device(device).type
     amp = resolve_amp(amp, device)
     channels_last = is_channels_last(model)
-    policy = model.halting_policy(halting) if hasattr(model, "halting_policy") else get_policy(halting)
+    policy = resolve_policy(model, halting)
     anytime = curve == "anytime"
     correct, steps, elapsed = [], [], 0.0
     curve_hits = np.zeros(max_steps)
@@ -96,7 +101,7 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
         results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp)
         if data is None and hasattr(task, "canvas"):         # PathFinder: the canvas this level was drawn on
             results[str(level)]["canvas"] = task.canvas(level)
-    halting_name = getattr(halting, "name", None) or ("learned" if halting == "learned" else get_policy(halting).name)
+    halting_name = resolve_policy(model, halting).name
     level_of_sample = np.concatenate([np.full(r["n"], float(k)) for k, r in results.items()])
     steps_of_sample = np.concatenate([np.repeat(np.arange(1, len(r["steps_hist"]) + 1), r["steps_hist"])
                                       for r in results.values()])

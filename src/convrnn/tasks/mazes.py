@@ -566,8 +566,7 @@ def write_mazes(path, n: int, size: int, seed: int = 0, *, algorithm: str = "dfs
     """
     if dtype not in ("uint8", "float32"):
         raise ValueError(f"write_mazes: dtype must be 'uint8' or 'float32', got {dtype!r}")
-    chunk_n = int(chunk) if not isinstance(chunk, bool) and isinstance(chunk, (int, np.integer)) else 0
-    if chunk_n < 1:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"write_mazes: chunk must be a positive int, got {chunk!r}")
     path = Path(path)
     opts = dict(algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles)
@@ -586,8 +585,8 @@ def write_mazes(path, n: int, size: int, seed: int = 0, *, algorithm: str = "dfs
         def write_solutions(f_sol):
             header(f_in, (int(n), 3, H, H), x_dt)
             header(f_sol, (int(n), H, H), y_dt)
-            for i in range(0, int(n), chunk_n):
-                x, y = render_mazes(MazeGrids(*(a[i:i + chunk_n] for a in grids)), compact=dtype == "uint8")
+            for i in range(0, int(n), int(chunk)):
+                x, y = render_mazes(MazeGrids(*(a[i:i + chunk] for a in grids)), compact=dtype == "uint8")
                 f_in.write(x.data)
                 f_sol.write(y.data)
         _atomic_write(path / "solutions.npy", write_solutions, fsync=False)

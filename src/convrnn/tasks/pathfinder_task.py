@@ -121,6 +121,14 @@ def fit_label_readout(model, x, y, steps: int, *, epochs: int = 30, lr: float = 
     return head.eval()
 
 
+def _draw(n, length, preset, seed, dense: bool) -> dict:
+    """``generate_pathfinder`` plus the dense target (``dense3``) when asked."""
+    d = generate_pathfinder(int(n), int(length), preset, seed=seed, return_contours=dense)
+    if dense:
+        d["dense3"] = dense_target(d["contours"], d["markers"])
+    return d
+
+
 class PathfinderTask:
     """Images scaled to [0, 1] with one channel. ``preset`` picks the canvas (see
     :data:`~convrnn.tasks.pathfinder.PRESETS`), ``target`` the supervision (see the module docstring),
@@ -150,29 +158,21 @@ class PathfinderTask:
         raise AssertionError("unreachable: every ladder ends with an open canvas")
 
     def _generate(self, n, length, seed, dense: bool = False, vary: bool = False):
-        if vary:
-            return self._generate_varied(n, length, seed, dense)
-        d = generate_pathfinder(n, int(length), self.canvas(length), seed=seed, return_contours=dense)
-        if dense:
-            d["dense3"] = dense_target(d["contours"], d["markers"])
-        return d
-
-    def _generate_varied(self, n, length, seed, dense):
-        """``n`` images in chunks of :data:`VARY_CHUNK`, each chunk from one draw of :data:`VARIATIONS`
-        (chunk ``k`` depends on ``(seed, k)`` only)."""
+        """Images, labels, markers (and ``dense3``); with ``vary`` in chunks of :data:`VARY_CHUNK`, each
+        from one draw of :data:`VARIATIONS` (chunk ``k`` depends on ``(seed, k)`` only)."""
         import dataclasses
+        keys = ("images", "labels", "markers") + (("dense3",) if dense else ())
+        if not vary:
+            return _draw(n, length, self.canvas(length), seed, dense)
         base = PRESETS[self.canvas(length)]
         parts = []
         for k, start in enumerate(range(0, int(n), VARY_CHUNK)):
             rng = np.random.default_rng([int(seed) % (1 << 32), k])
             variant = {name: values[rng.integers(len(values))] for name, values in VARIATIONS.items()}
-            preset = dataclasses.replace(base, **variant)
-            d = generate_pathfinder(min(VARY_CHUNK, int(n) - start), int(length), preset,
-                                    seed=int(seed) * 1_000_003 + k, return_contours=dense)
-            if dense:
-                d["dense3"] = dense_target(d["contours"], d["markers"])
-            parts.append({key: d[key] for key in ("images", "labels", "markers") + (("dense3",) if dense else ())})
-        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+            d = _draw(min(VARY_CHUNK, int(n) - start), length, dataclasses.replace(base, **variant),
+                      int(seed) * 1_000_003 + k, dense)
+            parts.append({key: d[key] for key in keys})
+        return {key: np.concatenate([p[key] for p in parts]) for key in keys}
 
     def _tensors(self, data):
         import torch
