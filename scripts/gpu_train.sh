@@ -38,7 +38,7 @@ train mazes_dtnet_w64 src/convrnn/configs/mazes_dtnet_gpu.yaml model_kwargs.widt
 train mazes_dtnet_w128 src/convrnn/configs/mazes_dtnet_gpu.yaml batch_size=128 n_train=100000 epochs=200 \
   lr=0.001 clip=1.0 warmup_epochs=1 log_every=100 &
 # AdRNN: ACT halting
-train mazes_adrnn_w64 src/convrnn/configs/mazes_adrnn.yaml batch_size=128 n_train=100000 epochs=200 \
+train mazes_adrnn_w64 src/convrnn/configs/mazes_act.yaml batch_size=128 n_train=100000 epochs=200 \
   lr=0.002 warmup_epochs=1 log_every=100 &
 wait
 

@@ -87,6 +87,13 @@ def test_data_mazes_folder_and_npz(tmp_path, capsys):
     assert _main(["data", "mazes", "--size", "9", "--n", "5", "--seed", "1", "--algorithm", "wilson",
                   "--out", str(tmp_path / "w")]) == 0
     assert np.array_equal(np.load(tmp_path / "w" / "inputs.npy"), generate_mazes(5, 9, seed=1, algorithm="wilson")[0])
+    assert _main(["data", "mazes", "--size", "9", "--n", "5", "--seed", "1", "--family", "cycles",
+                  "--out", str(tmp_path / "c")]) == 0
+    want = generate_mazes(5, 9, seed=1, start_dead_end=False, cycles=0.1, unique_path=True)[1]
+    assert np.array_equal(np.load(tmp_path / "c" / "solutions.npy"), want)
+    assert _main(["data", "mazes", "--size", "9", "--n", "5", "--family", "cycles", "--cycles", "0.3",
+                  "--out", str(tmp_path / "c2")]) == 2
+    assert "--family sets the generator options itself" in capsys.readouterr().err
 
 
 def test_data_mazes_starts_without_torch(tmp_path):
@@ -143,9 +150,12 @@ def test_eval_writes_json_and_plots(trained, tmp_path, capsys):
     lv = res["levels"]["9"]
     assert lv["n"] == 4 and len(lv["curve"]) == 3 and sum(lv["steps_hist"]) == 4
     assert json.loads(stdout.strip().splitlines()[-1]) == res      # --json prints the same result
-    table = stdout.splitlines()
-    assert table[0].split() == ["level", "acc", "%", "mean", "steps", "median", "ms/sample"]
+    lines = stdout.splitlines()
+    assert lines[0].startswith("Spearman correlation of steps used with each sample's solution length")
+    table = lines[1:]
+    assert table[0].split() == ["level", "acc", "%", "mean", "steps", "median", "cap", "at", "cap", "ms/sample"]
     assert table[1].split()[0] == "9" and float(table[1].split()[1]) == pytest.approx(100 * lv["accuracy"], abs=0.05)
+    assert table[1].split()[4:6] == ["3", str(lv["hit_cap"])] and lv["max_steps"] == 3
     for name in ("accuracy_vs_steps.png", "steps_vs_difficulty.png", "examples.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a .safetensors file works as well as the folder, and --no-curves drops the curve

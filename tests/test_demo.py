@@ -12,12 +12,19 @@ def test_quick_demo_solves_mazes_and_thinks_longer_on_bigger_ones(tmp_path, caps
     assert main(["demo", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
     result = json.loads((tmp_path / "demo.json").read_text())
     levels = result["levels"]
-    assert set(levels) == {"9", "13"}
-    assert levels["9"]["accuracy"] == 1.0 and levels["13"]["accuracy"] == 1.0
-    assert levels["13"]["mean_steps"] > levels["9"]["mean_steps"]
-    assert sum(levels["9"]["steps_hist"]) == levels["9"]["n"]
+    assert set(levels) == {"9", "13"} and result["model"] == "adrnn_mazes"
+    learned = {k: v["policies"]["learned"] for k, v in levels.items()}
+    stable = {k: v["policies"]["stable"] for k, v in levels.items()}
+    assert learned["9"]["accuracy"] == 1.0 and learned["13"]["accuracy"] == 1.0
+    assert stable["9"]["accuracy"] == 1.0 and stable["13"]["accuracy"] == 1.0
+    assert learned["13"]["mean_steps"] > learned["9"]["mean_steps"]
+    assert len(learned["9"]["steps_per_sample"]) == levels["9"]["n"] and learned["9"]["hit_cap"] == 0
+    for v in levels.values():            # the fixed-step curve reaches past every halted maze; best fixed read off it
+        assert len(v["curve"]) >= max(v["policies"]["learned"]["steps_per_sample"])
+        assert v["best_fixed_accuracy"] == max(v["curve"]) == v["curve"][v["best_fixed_steps"] - 1]
     page = (tmp_path / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "13x13" in page      # 3 maze + 3 PathFinder figures
+    assert "learned: accuracy" in page and "best fixed" in page
     pf = json.loads((tmp_path / "pathfinder" / "demo.json").read_text())
     assert pf["model"] == "adrnn_pathfinder" and pf["halting"] == "learned" and set(pf["levels"]) == {"9", "14"}
     assert pf["levels"]["9"]["accuracy"] >= 0.75 and pf["levels"]["14"]["accuracy"] >= 0.75
@@ -46,4 +53,4 @@ def test_quick_demo_in_bf16_solves_the_same_mazes(tmp_path):
     assert main(["demo", "--quick", "--out", str(tmp_path), "--device", "cpu", "--amp", "bf16"]) == 0
     result = json.loads((tmp_path / "demo.json").read_text())
     assert result["amp"] == "bf16"
-    assert result["levels"]["9"]["accuracy"] == 1.0 and result["levels"]["13"]["accuracy"] == 1.0
+    assert all(v["policies"]["learned"]["accuracy"] == 1.0 for v in result["levels"].values())

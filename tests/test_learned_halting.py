@@ -15,7 +15,7 @@ from convrnn.config import TrainConfig
 from convrnn.halting import AnswerDynamics, PonderNet, answer_features
 from convrnn.halting_training import attach, fit_dynamics_halting, halting_log_probs, record_rollouts
 from convrnn.layers import DynamicsHaltingHead
-from convrnn.tasks.mazes import MazeTask
+from convrnn.tasks.maze_task import MazeTask
 
 
 def test_answer_features_literal():

@@ -330,3 +330,30 @@ def test_cli(tmp_path, capsys):
     assert load_pathfinder(tmp_path / "f")["images"].shape == (4, 32, 32)
     assert main([str(tmp_path / "g.npz"), "-n", "2", "--length", "2"]) == 2
     assert "length" in capsys.readouterr().err
+
+
+def test_crossing_distractors_cross_targets_but_never_markers():
+    """``crossing=True``: distractors touch and cross the other contours (as the original generator's do),
+    the two target contours still never touch, and no distractor comes near a marker."""
+    import dataclasses
+    p = dataclasses.replace(PRESETS["lra32"], crossing=True)
+    d = generate_pathfinder(60, 14, p, seed=5, dense=True, return_contours=True)
+    plain = generate_pathfinder(60, 14, "lra32", seed=5, return_contours=True)
+    crossed = 0
+    for i in range(60):
+        ids, mk, lab = d["contours"][i], d["markers"][i], int(d["labels"][i])
+        assert np.array_equal(d["images"][i] > 0, ids > 0)
+        targets = np.where(ids <= 2, ids, 0)
+        assert touching_pairs(targets) == 0                    # the two targets keep their gap
+        near = np.pad(np.isin(ids, (1, 2)), 1)
+        near = np.any([near[1 + dy:33 + dy, 1 + dx:33 + dx] for dy, dx in NB8], 0)
+        crossed += bool((near & (ids >= 3)).any())
+        for r, c in mk:                                         # a marker's 5x5 surroundings: its contour only
+            win = ids[max(0, r - 2):r + 3, max(0, c - 2):c + 3]
+            assert set(np.unique(win)) <= {0, 1, 2} and len(set(np.unique(win)) - {0}) == 1
+        owners = [int(np.bincount(ids[max(0, r - 1):r + 2, max(0, c - 1):c + 2].ravel()).argmax()) for r, c in mk]
+        assert lab == int(owners[0] == owners[1])
+    assert crossed >= 50, "most images have a distractor touching or crossing a target contour"
+    assert all(touching_pairs(plain["contours"][i]) == 0 for i in range(60))
+    acc = distance_only_accuracy(d["markers"], d["labels"])
+    assert acc["best"] <= 0.62, acc

@@ -13,7 +13,8 @@ import convrnn
 from convrnn.checkpoint import PRETRAINED_DIR, CheckpointError, load_model, save_model
 from convrnn.config import CONFIG_DIR, TrainConfig, load_config
 from convrnn.evaluate import SCHEMA, evaluate, write_report
-from convrnn.tasks.mazes import MazeTask, generate_mazes
+from convrnn.tasks.maze_task import MazeTask
+from convrnn.tasks.mazes import generate_mazes
 from convrnn.train import lr_factor, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -263,7 +264,7 @@ def test_load_config_errors(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         load_config(str(tmp_path / "nope.yaml"))
     bundled = sorted(q.stem for q in CONFIG_DIR.glob("*.yaml"))
-    assert {"mazes_cpu", "mazes_dtnet_gpu", "mazes_adrnn"} <= set(bundled)
+    assert {"mazes_cpu", "mazes_dtnet_gpu", "mazes_act", "mazes_mix_cpu"} <= set(bundled)
     for b in bundled:
         assert b in str(e.value)
     bad = tmp_path / "bad.yaml"
@@ -275,7 +276,7 @@ def test_load_config_errors(tmp_path):
         load_config(str(bad))
 
 
-@pytest.mark.parametrize("name", ["mazes_cpu", "mazes_dtnet_gpu", "mazes_adrnn"])
+@pytest.mark.parametrize("name", ["mazes_cpu", "mazes_dtnet_gpu", "mazes_act", "mazes_mix_cpu", "mazes_mix_gpu"])
 def test_bundled_configs_resolve_and_are_valid(name):
     cfg = load_config(name)
     assert cfg == load_config(str(CONFIG_DIR / f"{name}.yaml"))
@@ -414,7 +415,8 @@ def test_written_files_get_the_usual_mode(tmp_path):
 def test_eval_with_data_takes_one_level(tmp_path):
     import convrnn
     from convrnn.evaluate import evaluate
-    from convrnn.tasks.mazes import MazeTask, generate_mazes, save_mazes
+    from convrnn.tasks.maze_task import MazeTask
+    from convrnn.tasks.mazes import generate_mazes, save_mazes
     save_mazes(tmp_path / "d", *generate_mazes(2, 9))
     m = convrnn.create_model("convrnn_dense", width=4)
     with pytest.raises(ValueError, match="one difficulty level"):

@@ -92,6 +92,16 @@ def _load_state(model, tensors, path):
         raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
+def init_from(model, source) -> None:
+    """Copy the weights of ``source`` (a bundled model's name, a run folder or a ``.safetensors`` file)
+    into ``model`` (fine-tuning); they must fit its architecture exactly."""
+    bundled = PRETRAINED_DIR / f"{source}.safetensors"
+    path = bundled if "/" not in str(source) and bundled.is_file() else resolve_model_file(source)
+    if not path.is_file():
+        raise ValueError(f"init: {source!r} is neither a bundled model nor a checkpoint file/folder")
+    _load_state(model, _open_safetensors(path)[1], path)
+
+
 def load_pretrained(model: RecurrentModel, name: str) -> RecurrentModel:
     path = PRETRAINED_DIR / f"{name}.safetensors"
     if not path.is_file():

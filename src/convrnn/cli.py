@@ -19,10 +19,16 @@ def cmd_demo(args) -> int:
 
 def cmd_data(args) -> int:
     if args.task == "mazes":
-        from .tasks.mazes import image_side, write_mazes
-        path = write_mazes(args.out, args.n, args.size, seed=args.seed, algorithm=args.algorithm,
-                           start_dead_end=not args.start_anywhere, cycles=args.cycles,
-                           dtype="float32" if args.float32 else "uint8")
+        from .tasks.mazes import family_options, image_side, write_mazes
+        opts = dict(algorithm=args.algorithm, start_dead_end=not args.start_anywhere, cycles=args.cycles,
+                    unique_path=args.unique_path)
+        if args.family:
+            if opts != dict(algorithm="dfs", start_dead_end=True, cycles=0.0, unique_path=False):
+                raise ValueError("--family sets the generator options itself; drop --algorithm, --start-anywhere, "
+                                 "--cycles and --unique-path")
+            opts = family_options(args.family)
+        path = write_mazes(args.out, args.n, args.size, seed=args.seed, dtype="float32" if args.float32 else "uint8",
+                           **opts)
         print(f"wrote {args.n} {args.size}x{args.size} mazes ({image_side(args.size)} px) to {path}")
         return 0
     if args.task == "mri":
@@ -66,7 +72,7 @@ def cmd_eval(args) -> int:
     import json
 
     from .checkpoint import load_model
-    from .evaluate import evaluate, resolve_policy, write_report
+    from .evaluate import default_step_cap, evaluate, resolve_policy, write_report
     from .runtime import pick_device, use_channels_last
     from .tasks import get_task
     if args.task == "mri":
@@ -88,21 +94,72 @@ def cmd_eval(args) -> int:
     resolve_policy(model, args.halting)          # a bad name fails here, before any data is made
     model = use_channels_last(model.to(device), "auto", device)    # 1.3x on the CPU for ungated cells
     task = get_task(args.task, **_task_options(args))
-    max_steps = args.max_steps or model.config.steps * 4
+    max_steps = args.max_steps or {lv: default_step_cap(task, lv, model.config.steps) for lv in levels}
+    if args.compare:
+        return _eval_compare(args, model, task, levels, max_steps, device)
     result = evaluate(model, task, levels, args.n, max_steps, args.halting, seed=args.seed,
                       batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves,
-                      amp=args.amp, progress=not args.no_progress)
+                      amp=args.amp, progress=not args.no_progress, curve_steps=args.curve_steps)
     result["checkpoint"] = str(args.checkpoint)
+    if args.task == "mazes":
+        result["family"] = args.family
     paths = write_report(result, args.out, model, task, device=str(device))
     if "spearman_steps_vs_level" in result:
         print(f"Spearman correlation of steps used with difficulty: {result['spearman_steps_vs_level']:.3f}")
-    print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'ms/sample':>10}")
+    if "spearman_steps_vs_sample_difficulty" in result:
+        print(f"Spearman correlation of steps used with each sample's {result['sample_difficulty']}: "
+              f"{result['spearman_steps_vs_sample_difficulty']:.3f}")
+    print(f"{'level':>6} {'acc %':>7} {'mean steps':>10} {'median':>7} {'cap':>5} {'at cap':>6} {'ms/sample':>10}")
     for k, v in result["levels"].items():
         print(f"{k:>6} {100 * v['accuracy']:7.1f} {v['mean_steps']:10.1f} {v['median_steps']:7.0f} "
-              f"{v['ms_per_sample']:10.1f}" + (f"  ({v['canvas']})" if "canvas" in v else ""))
+              f"{v['max_steps']:5d} {v['hit_cap']:6d} {v['ms_per_sample']:10.1f}"
+              + (f"  ({v['canvas']})" if "canvas" in v else ""))
+    capped = sum(v["hit_cap"] for v in result["levels"].values())
+    if capped and result["halting"] != "fixed":
+        print(f"note: {capped} sample(s) ran to the step cap without halting; their answers are the cap's, not the "
+              "model's limit (raise --max-steps to see more)")
     print("wrote", ", ".join(str(p) for p in paths))
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def _eval_compare(args, model, task, levels, max_steps, device) -> int:
+    """``convrnn eval --compare learned,stable``: the policies and every fixed step count on one pass."""
+    import json
+    from pathlib import Path
+
+    from .analysis import plots
+    from .evaluate import compare, resolve_policy
+    from .fileio import atomic_write_text
+    names = [s.strip() for s in args.compare.split(",") if s.strip()]
+    for name in names:
+        resolve_policy(model, name)                      # a bad name fails before any data is made
+    result = compare(model, task, levels, args.n, max_steps, {k: k for k in names}, seed=args.seed,
+                     batch_size=args.batch_size, device=str(device), data=args.data, amp=args.amp,
+                     progress=not args.no_progress)
+    result["checkpoint"] = str(args.checkpoint)
+    if args.task == "mazes":
+        result["family"] = args.family
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "eval.json", json.dumps(result, indent=1))
+    png = plots.plot_halting_comparison(result, out)
+    print(f"{'level':>6} {'policy':>10} {'acc %':>7} {'mean':>7} {'median':>7} {'at cap':>6} {'fixed to match':>14} "
+          f"{'compute':>8} | best fixed")
+    for k, v in result["levels"].items():
+        for name, p in v["policies"].items():
+            match = p["fixed_steps_to_match"]
+            ratio = f"{100 * p['compute_vs_fixed']:7.0f}%" if p["compute_vs_fixed"] is not None else "       -"
+            print(f"{k:>6} {name:>10} {100 * p['accuracy']:7.1f} {p['mean_steps']:7.1f} {p['median_steps']:7.0f} "
+                  f"{p['hit_cap']:6d} {match if match else '-':>14} {ratio} | {100 * v['best_fixed_accuracy']:.1f}% "
+                  f"at {v['best_fixed_steps']}")
+    for key, label in (("spearman_steps_vs_level", "the level"), ("spearman_steps_vs_sample_difficulty",
+                                                                  f"each sample's {result.get('sample_difficulty')}")):
+        for name, rho in (result.get(key) or {}).items():
+            if rho is not None:
+                print(f"Spearman of {name} steps with {label}: {rho:.3f}")
+    print("wrote", out / "eval.json", png)
     return 0
 
 
@@ -171,6 +228,8 @@ def _task_options(args) -> dict:
     dataset options (from the training run's data_kwargs)."""
     if args.task == "classification":
         return dict(_run_config(args.checkpoint).get("data_kwargs", {}))
+    if args.task == "mazes":
+        return {"family": args.family}
     if args.task != "pathfinder":
         return {}
     preset = args.preset or _run_config(args.checkpoint).get("data_kwargs", {}).get("preset")
@@ -204,8 +263,11 @@ def cmd_fit_halting(args) -> int:
     task = get_task(run["task"])
     feats, losses = [], []
     for level in _levels(args.levels):
+        data_kwargs = dict(run.get("data_kwargs", {}))
+        if "sizes" in data_kwargs:           # a maze mixture: its families, at this level's size only
+            data_kwargs["sizes"] = [level]
         cfg = TrainConfig.from_dict({**run, "train_size": level, "n_train": args.n, "n_val": 1, "seed": args.seed,
-                                     "data": None, "val_size": None})
+                                     "data": None, "val_size": None, "data_kwargs": data_kwargs})
         (x, y), _ = task.datasets(cfg)
         f, loss = record_rollouts(model, x, y, lambda xb, c=cfg: task.criterion(xb, c), args.max_steps)
         feats.append(f)
@@ -453,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--algorithm", default="dfs", choices=["dfs", "wilson"])
     m.add_argument("--start-anywhere", action="store_true", help="start cell need not be a dead end")
     m.add_argument("--cycles", type=float, default=0.0, help="percolation: chance to open each remaining wall")
+    m.add_argument("--unique-path", action="store_true", help="with --cycles: redraw until the shortest path is unique")
+    m.add_argument("--family", default=None, help="a named family instead of the options above: dfs, dfs_any, wilson, "
+                   "cycles")
     m.add_argument("--float32", action="store_true",
                    help="store float32 inputs and int64 targets as easy-to-hard's files do (default: uint8 0/1, "
                         "4-8x smaller; loading gives float either way)")
@@ -477,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(fn=cmd_data)
 
     t = sub.add_parser("train", help="train from a YAML config (a path or a bundled config name)")
-    t.add_argument("config", help="YAML file or bundled config name (mazes_cpu, mazes_dtnet_gpu, mazes_adrnn)")
+    t.add_argument("config", help="YAML file or bundled config name (e.g. mazes_cpu, mazes_mix_cpu, pathfinder_cpu)")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. epochs=3 model_kwargs.width=32")
     t.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoint")
     t.add_argument("--no-progress", action="store_true")
@@ -490,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32; "
                    "lra32 draws lengths over 18 on lra32_48 and over 30 on lra32_64, with the same paddles)")
     e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
+    e.add_argument("--family", default="dfs", help="maze family: dfs (easy-to-hard: the start a dead end), dfs_any "
+                   "(start anywhere), wilson (uniform spanning tree), cycles (10%% of walls opened, unique shortest "
+                   "path) (default: %(default)s)")
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
     e.add_argument("--noise", default="0,0.1,0.2,0.3", help="Gaussian noise levels (classification)")
     e.add_argument("--n", type=int, default=None, help="samples per level (default 100); mri: phantom test volumes "
@@ -505,7 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mri: CS L1-wavelet weight, on k-space scaled to a zero-filled max of 1 (default: %(default)s, "
                    "the best of 0.001-0.03 on validation phantoms)")
     e.add_argument("--size", type=int, default=None, help="mri: phantom test image side (default: the run's)")
-    e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: 4x training steps)")
+    e.add_argument("--max-steps", type=int, default=None, help="iteration cap (default: grows with the level: mazes "
+                   "max(4x training steps, 2x the cells), PathFinder max(4x training steps, 4x the length))")
     e.add_argument("--halting", default=None,
                    help="fixed | act | ponder | confidence | convergence | stable | learned (default: the run's fitted "
                         "head, act or ponder when the run was trained with it, else stable)")
@@ -519,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "steps are reproducible")
     e.add_argument("--out", default="eval-out")
     e.add_argument("--no-curves", action="store_true", help="skip accuracy-vs-step curves (faster)")
+    e.add_argument("--compare", default=None, help="comma-separated halting policies to run side by side with every "
+                   "fixed step count on one pass, e.g. learned,stable (reports each one's accuracy, steps, the fixed "
+                   "count that matches it and its compute against that count)")
+    e.add_argument("--curve-steps", type=int, default=None, help="run the fixed-step curve (and its best fixed step "
+                   "count) up to this many steps only (default: the cap)")
     e.add_argument("--json", action="store_true", help="also print the JSON result")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(fn=cmd_eval)

@@ -18,8 +18,9 @@ class TrainConfig(DictConfig):
 
     # what
     task: str = "mazes"
-    model: str = "adrnn_mazes"
+    model: str = "dtnet_recall_mazes"
     model_kwargs: dict = field(default_factory=dict)
+    init: str | None = None        # start from these weights: a bundled model's name or a checkpoint (fine-tuning)
     # data
     train_size: int = 9            # maze size N (mazes) or contour length (pathfinder)
     n_train: int = 4000

@@ -268,6 +268,41 @@ class AnswerDynamics(HaltingPolicy):
         return (halt & ~done).float(), halt | done
 
 
+class Shadow(HaltingPolicy):
+    """Run several policies side by side on one unshrunk pass (evaluation): every sample keeps iterating
+    so that the accuracy after each fixed step count can be read, while each inner policy's halting step
+    is recorded (``halted[name]``, (B,) long; the cap for samples it never halts). The pass ends once
+    every inner policy has halted every sample and ``overrun`` times the last halting step has passed
+    (or at the cap), so the fixed-step curve reaches past where the policies stop."""
+
+    name = "shadow"
+
+    def __init__(self, policies: dict, overrun: float = 1.25):
+        self.policies, self.overrun = dict(policies), float(overrun)
+        self.uses_halting_unit = any(p.uses_halting_unit for p in self.policies.values())
+
+    def start(self, batch, max_steps, device):
+        super().start(batch, max_steps, device)
+        for p in self.policies.values():
+            p.start(batch, max_steps, device)
+        self.done = {k: torch.zeros(batch, dtype=torch.bool, device=device) for k in self.policies}
+        self.halted = {k: torch.full((batch,), max_steps, dtype=torch.long, device=device) for k in self.policies}
+        self.last_halt = 0
+
+    def step(self, n, idx, h, h_prev, y, logit, done):
+        for k, p in self.policies.items():
+            _, halt = p.step(n, idx, h, h_prev, y, logit, self.done[k][idx])
+            new = halt & ~self.done[k][idx]
+            if bool(new.any()):
+                self.halted[k][idx[new]] = n
+                self.done[k][idx[new]] = True
+                self.last_halt = n
+        all_done = all(bool(d.all()) for d in self.done.values())
+        stop = n == self.max_steps or (all_done and n >= self.overrun * self.last_halt)
+        halt = torch.full((len(idx),), stop, dtype=torch.bool, device=idx.device)
+        return (halt & ~done).float(), halt
+
+
 POLICIES = {"fixed": Fixed, "act": ACT, "ponder": PonderNet, "pondernet": PonderNet,
             "confidence": Confidence, "convergence": Convergence, "stable": StableOutput}
 

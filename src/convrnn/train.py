@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import (CheckpointError, load_training_state, read_trainer, resolve_checkpoint, save_model,
+from .checkpoint import (CheckpointError, init_from, load_training_state, read_trainer, resolve_checkpoint, save_model,
                          save_training_state)
 from .fileio import atomic_write_text
 from .config import TrainConfig
@@ -125,7 +125,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         x_train, y_train = x_train.to(device), y_train.to(device)
 
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **cfg.model_kwargs).to(device)
+    model = create_model(cfg.model, **cfg.model_kwargs)
+    if cfg.init and not resume:
+        init_from(model, cfg.init)
+    model = model.to(device)
     model = use_channels_last(model, cfg.channels_last, device)
     channels_last = is_channels_last(model)
     recurrent = list(model.cell.parameters()) if hasattr(model, "cell") else []   # the weight-tied block

@@ -1,8 +1,8 @@
 """How a dense PathFinder model holds up when the images change in ways other generators differ:
-touching contours (gap 0), thicker paddles, tighter or wider gaps between paddles, smaller markers,
+touching contours (gap 0), distractors crossing contours, thicker paddles, tighter or wider gaps between paddles, smaller markers,
 denser clutter, lower contrast. Length 14, 300 images each, 30 steps, decision rule.
 
-    python results/cpu-2026-11-30/pathfinder_cpu/robust_probe.py [RUN]      # writes RUN/robust_probe.json
+    python results/cpu-2026-11-30/pathfinder_cpu/robust_probe.py [RUN [OUT.json]]   # writes RUN/robust_probe.json
 """
 import dataclasses, json, sys, torch, numpy as np
 from convrnn.checkpoint import load_model
@@ -15,6 +15,7 @@ base = PRESETS["lra32"]
 variants = {
     "lra32 (as trained)": base,
     "touching allowed (gap 0)": dataclasses.replace(base, gap=0),
+    "distractors cross contours": dataclasses.replace(base, crossing=True),
     "paddles 1.5x thicker": dataclasses.replace(base, paddle_thickness=0.75),
     "paddles 2x thicker": dataclasses.replace(base, paddle_thickness=1.0),
     "margin 0.5 (tighter gaps)": dataclasses.replace(base, paddle_margin=0.5),
@@ -35,4 +36,5 @@ for name, p in variants.items():
         acc = (decide(out) == torch.from_numpy(d["labels"])).float().mean().item()
         res[f"{name}, contrast {contrast}"] = round(acc, 3)
         print(f"{name:30s} contrast {contrast}: {acc:.3f}  ink {(d['images'] > 0).mean():.3f}", flush=True)
-json.dump(res, open(f"{run}/robust_probe.json", "w"), indent=1)
+out = sys.argv[2] if len(sys.argv) > 2 else f"{run}/robust_probe.json"
+json.dump(res, open(out, "w"), indent=1)

@@ -344,7 +344,7 @@ def run_configs(exp: ExperimentConfig, out_dir=None) -> tuple[dict, dict]:
 
 def _count(name, d) -> int:
     try:
-        return count_params(d.get("model", "adrnn_mazes"), d.get("model_kwargs", {}))
+        return count_params(d.get("model", "dtnet_recall_mazes"), d.get("model_kwargs", {}))
     except (ValueError, TypeError, KeyError) as e:
         raise ValueError(f"condition {name!r}: cannot build the model: {e}") from None
 

@@ -32,6 +32,35 @@ def save_figure(fig, path, dpi: int = 130, **savefig_kwargs) -> Path:
     return Path(path)
 
 
+def plot_halting_comparison(result: dict, out_dir: Path) -> Path:
+    """Mean steps and accuracy vs difficulty for each halting policy and the best fixed step count (levels
+    as :func:`convrnn.evaluate.compare_policies` returns them)."""
+    plt = pyplot()
+    levels = result["levels"]
+    xs = [float(k) for k in levels]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    names = list(next(iter(levels.values()))["policies"])
+    series = [(name, [v["policies"][name]["mean_steps"] for v in levels.values()],
+               [v["policies"][name]["accuracy"] for v in levels.values()]) for name in names]
+    series.append(("best fixed count (oracle)", [v["best_fixed_steps"] for v in levels.values()],
+                   [v["best_fixed_accuracy"] for v in levels.values()]))
+    for (name, steps, acc), marker in zip(series, "os^Dv<>"):
+        a1.plot(xs, steps, marker + "-", label=name)
+        a2.plot(xs, [100 * a for a in acc], marker + "-", label=name)
+    label = {"mazes": "maze size", "pathfinder": "contour length"}.get(result["task"], "difficulty")
+    a1.set(xlabel=label, ylabel="mean steps", title="Steps: halting policies vs best fixed")
+    a2.set(xlabel=label, ylabel="accuracy (%)", ylim=(-2, 102), title="Accuracy")
+    a1.legend(fontsize=8)
+    return save_figure(fig, out_dir / "halting_vs_fixed.png")
+
+
+def _mean_steps(level: dict) -> float:
+    """A level's mean steps; for a comparison (:func:`convrnn.evaluate.compare_policies`) its first policy's."""
+    if "mean_steps" in level:
+        return level["mean_steps"]
+    return next(iter(level["policies"].values()))["mean_steps"]
+
+
 def plot_eval(result: dict, out_dir: Path) -> list[Path]:
     plt = pyplot()
     levels = result["levels"]
@@ -43,7 +72,7 @@ def plot_eval(result: dict, out_dir: Path) -> list[Path]:
         for k in names:
             c = levels[k]["curve"]
             ax.plot(range(1, len(c) + 1), [100 * v for v in c], label=f"{k}")
-            ax.axvline(levels[k]["mean_steps"], color=ax.lines[-1].get_color(), ls=":", lw=1)
+            ax.axvline(_mean_steps(levels[k]), color=ax.lines[-1].get_color(), ls=":", lw=1)
         anytime = result.get("curve_kind") == "anytime"
         ax.set_xlabel("iterations" + (" (halted samples keep their answer)" if anytime else " (fixed count)"))
         ax.set_ylabel("accuracy (%)")
@@ -51,6 +80,8 @@ def plot_eval(result: dict, out_dir: Path) -> list[Path]:
         ax.set_title("Accuracy vs iterations (dotted: mean steps with halting)")
         ax.legend(title=label, fontsize=8)
         paths.append(save_figure(fig, out_dir / "accuracy_vs_steps.png"))
+    if result.get("mode") == "compare":                 # steps vs difficulty per policy: plot_halting_comparison
+        return paths
     fig, ax1 = plt.subplots(figsize=(5.5, 3.8))
     xs = [float(k) for k in names]
     ax1.plot(xs, [levels[k]["mean_steps"] for k in names], "o-", label="mean steps")

@@ -5,10 +5,10 @@ Reconstruction", IEEE TMI 41(8), 2022 (arXiv 1912.00543).  The paper ships no co
 own implementation from its description.
 
 Notation: ``y`` the measured (undersampled) k-space, ``D`` the 0/1 column mask, ``F`` the centred
-orthonormal 2-D DFT (:func:`convrnn.tasks.mri.fft2c`).  Complex images are real tensors with
+orthonormal 2-D DFT (:func:`convrnn.mri.fft.fft2c`).  Complex images are real tensors with
 interleaved ``(re, im)`` channel pairs, ``C`` coils as ``2C`` channels (no sensitivity maps).
 
-Hard data consistency (:func:`convrnn.tasks.mri.data_consistency`)::
+Hard data consistency (:func:`convrnn.mri.fft.data_consistency`)::
 
     DC(z) = F^-1[ D * y + (1 - D) * F z ]
 
@@ -52,7 +52,7 @@ from torch import nn
 from ..cells.base import conv
 from ..errors import DictConfig, check_image, check_keys, check_positive_int
 from ..registry import create_cell, get_cell_class, register_model
-from ..tasks.mri import apply_mask, data_consistency, ifft2c, rss
+from ..mri.fft import apply_mask, data_consistency, ifft2c, rss
 
 __all__ = ["PCRNNConfig", "PCRNN", "PCRNNOutput", "AdditiveRNNCell", "pcrnn"]
 
@@ -228,6 +228,13 @@ class PCRNN(nn.Module):
         image = data_consistency(final, y, mask)
         return PCRNNOutput(image=image, module_outputs=[o * scale for o in outs], intermediates=inter,
                            scales=tuple(cfg.scales))
+
+    def reconstruct(self, kspace_masked: torch.Tensor, mask, iterations=None, *, forward=None) -> torch.Tensor:
+        """The MRI task's entry point: RSS magnitude ``(B, H, W)`` of the reconstruction from masked
+        k-space ``(B, 2C, H, W)`` and masks ``(B, 1, 1, W)``; ``iterations`` as in :meth:`forward`.
+        ``forward``: the callable that runs this model (default ``self``; the task passes a
+        DistributedDataParallel wrapper so that gradients are synchronised)."""
+        return (self if forward is None else forward)(kspace_masked, mask, iterations).magnitude()
 
 
 @register_model("pcrnn")

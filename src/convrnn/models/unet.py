@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import DictConfig, check_image, check_keys
 from ..registry import register_model
-from ..tasks.mri import ifft2c, rss
+from ..mri.fft import ifft2c, rss
 
 __all__ = ["UNet", "UNetConfig", "unet_mri", "zero_filled_magnitude"]
 
@@ -123,6 +123,15 @@ class UNet(nn.Module):
         if self.normalize:
             x = x * std + mean
         return x
+
+    def reconstruct(self, kspace_masked: torch.Tensor, mask=None, iterations=None, *, forward=None) -> torch.Tensor:
+        """The MRI task's entry point: magnitude ``(B, H, W)`` from masked k-space ``(B, 2C, H, W)``
+        (``mask`` unused: the input is the zero-filled RSS magnitude, :func:`zero_filled_magnitude`).
+        ``iterations`` must be None (the U-Net has none); ``forward``: the callable that runs this
+        model (default ``self``; the task passes a DistributedDataParallel wrapper)."""
+        if iterations is not None:
+            raise ValueError("mri: iterations= applies to pcrnn models only")
+        return (self if forward is None else forward)(zero_filled_magnitude(kspace_masked)).squeeze(1)
 
 
 @register_model("unet_mri")

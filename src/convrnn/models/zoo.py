@@ -28,10 +28,22 @@ def dtnet_recall_mazes(**kw):
     return _build(dict(cell="residual", width=128, head="dense", recall=True, steps=30), kw)
 
 
+@register_model("act_mazes")
+def act_mazes(**kw):
+    """DT-net-style residual ConvRNN with a state-reading halting unit, for end-to-end ACT training (AdRNN,
+    Veerabadran et al. 2023; config ``mazes_act``). Trained from scratch here it collapsed to 2 steps;
+    see ``adrnn_mazes`` for learned halting that works."""
+    return _build(dict(cell="residual", width=64, head="dense", recall=True, steps=30, halt_bias=-3.0), kw)
+
+
 @register_model("adrnn_mazes")
 def adrnn_mazes(**kw):
-    """DT-net-style residual ConvRNN with a halting unit, trained with ACT (AdRNN, Veerabadran et al. 2023)."""
-    return _build(dict(cell="residual", width=64, head="dense", recall=True, steps=30, halt_bias=-3.0), kw)
+    """The bundled maze solver with learned halting (``pretrained=True``): DT-net with recall, width 64,
+    fine-tuned from ``dtnet_mazes_w64`` on a mixture of maze families (``convrnn train mazes_mix_cpu``), then a
+    halting head on answer dynamics fitted as a second stage (``convrnn fit-halting``), its default policy
+    ("learned"). Provenance: ``pretrained/adrnn_mazes.train.json``."""
+    return _build(dict(cell="residual", width=64, head="dense", recall=True, steps=30, dynamics_halting=True,
+                       default_halting="learned"), kw)
 
 
 @register_model("dtnet_mazes_w64")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 
-TASKS = {"mazes": "convrnn.tasks.mazes:MazeTask", "pathfinder": "convrnn.tasks.pathfinder_task:PathfinderTask",
+TASKS = {"mazes": "convrnn.tasks.maze_task:MazeTask", "pathfinder": "convrnn.tasks.pathfinder_task:PathfinderTask",
          "classification": "convrnn.tasks.classification:ClassificationTask",
          "mri": "convrnn.tasks.mri_recon:MRITask"}
-# MRI data (fastMRI format, phantoms, masks, FFTs, metrics) lives in convrnn.tasks.mri, its trainer glue and
-# evaluation in convrnn.tasks.mri_recon. A task may define loss(net, x, y, cfg, step) and
+# MRI data and operators (fastMRI format, phantoms, masks, FFTs, metrics) live in convrnn.mri (re-exported by
+# convrnn.tasks.mri), the trainer glue and evaluation in convrnn.tasks.mri_recon. A task may define loss(net, x, y, cfg, step) and
 # validate(model, x, y, cfg, device) -> (score, steps) to replace the classification-style defaults.
 
 

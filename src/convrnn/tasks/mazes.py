@@ -40,6 +40,20 @@ start and end are two distinct cells drawn uniformly; the target is the unique p
   down, left, right); when several shortest paths exist, it is the one BFS finds first, which a
   model cannot know, so exact-match accuracy is then an underestimate.  The start may gain
   openings from percolation, i.e. the dead-end property refers to the tree before it.
+* ``unique_path=True`` (with ``cycles``): percolation is redrawn (up to 32 times) until the
+  shortest path from start to end is unique, so the target is *the* answer and exact-match
+  accuracy is honest; a maze whose draws all tie keeps its tree (no cycles).  With
+  ``cycles=1.0`` (an open grid) that is almost every maze.
+
+Families (:data:`FAMILIES`) name the combinations a solver should hold across: ``dfs`` (the
+easy-to-hard recipe), ``dfs_any`` (start anywhere), ``wilson`` (uniform spanning tree, start
+anywhere) and ``cycles`` (start anywhere, 10% of the remaining walls opened, unique shortest
+path).  :func:`generate_mixture` draws a training set over families and sizes, smaller mazes
+padded with wall to a common canvas.
+
+The trainer/evaluator glue (:class:`~convrnn.tasks.maze_task.MazeTask`) lives in
+:mod:`convrnn.tasks.maze_task`.  (Over 600 lines: the numba kernels, the families built from them and
+the on-disk formats share one layout, documented once above.)
 
 Randomness: maze ``i`` of a batch depends only on ``(seed, i)`` (a splitmix64 stream per maze),
 so ``generate_mazes(10, s)`` is the first 10 mazes of ``generate_mazes(100, s)`` and the output
@@ -69,6 +83,9 @@ __all__ = [
     "generate_grids",
     "render_mazes",
     "generate_mazes",
+    "FAMILIES",
+    "family_options",
+    "generate_mixture",
     "save_mazes",
     "write_mazes",
     "load_mazes",
@@ -240,6 +257,32 @@ def _percolate(g, G, p, st):
 
 
 @njit(cache=True)
+def _shortest_paths(g, G, s, e, dist, count, queue):
+    """The number of shortest paths from ``s`` to ``e``, saturated at 2."""
+    for q in range(G * G):
+        dist[q] = -1
+        count[q] = 0
+    dist[s] = 0
+    count[s] = 1
+    queue[0] = s
+    head = 0
+    tail = 1
+    while head < tail:
+        u = queue[head]
+        head += 1
+        for v in (u - G, u + G, u - 1, u + 1):
+            if g[v] == 1:
+                if dist[v] < 0:
+                    dist[v] = dist[u] + 1
+                    count[v] = count[u]
+                    queue[tail] = v
+                    tail += 1
+                elif dist[v] == dist[u] + 1:
+                    count[v] = min(2, count[v] + count[u])
+    return count[e]
+
+
+@njit(cache=True)
 def _bfs_path(g, G, s, e, path, queue, parent):
     for q in range(G * G):
         parent[q] = -1
@@ -284,7 +327,7 @@ def _bfs_path(g, G, s, e, path, queue, parent):
 
 
 @njit(cache=True)
-def _generate_batch(n, m, seed, algo, start_dead_end, cycles, grids, paths, starts, ends):
+def _generate_batch(n, m, seed, algo, start_dead_end, cycles, unique, grids, paths, starts, ends):
     G = 2 * m + 1
     M = m * m
     st = np.zeros(1, np.uint64)
@@ -294,6 +337,8 @@ def _generate_batch(n, m, seed, algo, start_dead_end, cycles, grids, paths, star
     nb = np.empty(4, np.int64)
     queue = np.empty(G * G, np.int64)
     parent = np.empty(G * G, np.int64)
+    count = np.empty(G * G, np.int64)
+    tree = np.empty(G * G, np.uint8)
     base = _mix(seed + _GOLDEN)
     for i in range(n):
         st[0] = _mix(base + np.uint64(i) * _GOLDEN)
@@ -312,10 +357,17 @@ def _generate_batch(n, m, seed, algo, start_dead_end, cycles, grids, paths, star
         end = _randbelow(st, M - 1)
         if end >= start:
             end += 1
-        if cycles > 0.0:
-            _percolate(g, G, cycles, st)
         s = _cell_px(start, m, G)
         e = _cell_px(end, m, G)
+        if cycles > 0.0:
+            tree[:] = g
+            for attempt in range(32 if unique else 1):
+                g[:] = tree
+                _percolate(g, G, cycles, st)
+                if not unique or _shortest_paths(g, G, s, e, parent, count, queue) == 1:
+                    break
+            else:
+                g[:] = tree
         _bfs_path(g, G, s, e, paths[i], queue, parent)
         starts[i, 0] = s // G
         starts[i, 1] = s % G
@@ -386,6 +438,7 @@ def generate_grids(
     algorithm: str = "dfs",
     start_dead_end: bool = True,
     cycles: float = 0.0,
+    unique_path: bool = False,
 ) -> MazeGrids:
     """Generate ``n`` mazes of size ``size`` (= N, odd, >= 5) at the grid level.
 
@@ -403,7 +456,7 @@ def generate_grids(
     ends = np.zeros((n, 2), np.int64)
     if n:
         _generate_batch(
-            n, m, seed_u, ALGORITHMS.index(algorithm), bool(start_dead_end), cycles,
+            n, m, seed_u, ALGORITHMS.index(algorithm), bool(start_dead_end), cycles, bool(unique_path),
             grids, paths, starts, ends,
         )
     return MazeGrids(grids.reshape(n, G, G), starts, ends, paths.reshape(n, G, G))
@@ -441,6 +494,7 @@ def generate_mazes(
     algorithm: str = "dfs",
     start_dead_end: bool = True,
     cycles: float = 0.0,
+    unique_path: bool = False,
     compact: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generate ``n`` mazes of size ``N = size`` in the easy-to-hard image layout.
@@ -450,10 +504,65 @@ def generate_mazes(
     """
     return render_mazes(
         generate_grids(
-            n, size, seed, algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles
+            n, size, seed, algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles,
+            unique_path=unique_path,
         ),
         compact=compact,
     )
+
+
+#: Maze families a solver should hold across (see the module docstring); values are generator options.
+FAMILIES = {
+    "dfs": dict(algorithm="dfs", start_dead_end=True),
+    "dfs_any": dict(algorithm="dfs", start_dead_end=False),
+    "wilson": dict(algorithm="wilson", start_dead_end=False),
+    "cycles": dict(algorithm="dfs", start_dead_end=False, cycles=0.1, unique_path=True),
+}
+
+
+def family_options(name: str) -> dict:
+    """The generator options of family ``name`` (a copy)."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown maze family {name!r}; valid: {', '.join(FAMILIES)}")
+    return dict(FAMILIES[name])
+
+
+def generate_mixture(n: int, sizes, seed: int = 0, *, families=tuple(FAMILIES), side: int | None = None,
+                     compact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` mazes, each of a family and a size drawn uniformly from ``families`` and ``sizes``, on one
+    canvas of ``side`` pixels (default: the largest size's image side).
+
+    A smaller maze sits at a random even offset and the rest of the canvas is wall (0) with target 0,
+    which is what a larger image of the same maze would show, so a fully convolutional solver sees a
+    valid maze.  Deterministic in ``(n, sizes, seed, families, side)``.
+    """
+    sizes = [int(s) for s in sizes]
+    families = list(families)
+    if not sizes or not families:
+        raise ValueError("generate_mixture needs at least one size and one family")
+    for s in sizes:
+        _check_size(s)
+    opts = [family_options(f) for f in families]
+    side = int(side or max(image_side(s) for s in sizes))
+    if side < max(image_side(s) for s in sizes):
+        raise ValueError(f"side {side} is smaller than the largest maze image ({max(map(image_side, sizes))} px)")
+    rng = np.random.default_rng([int(seed) % (1 << 32), 0x6D697831])
+    fam, siz = rng.integers(len(families), size=int(n)), rng.integers(len(sizes), size=int(n))
+    inputs = np.zeros((int(n), 3, side, side), np.uint8 if compact else np.float32)
+    sols = np.zeros((int(n), side, side), np.uint8 if compact else np.int64)
+    for f in range(len(families)):
+        for j, size in enumerate(sizes):
+            idx = np.flatnonzero((fam == f) & (siz == j))
+            if not len(idx):
+                continue
+            x, y = generate_mazes(len(idx), size, seed=int(seed) * 7919 + 101 * f + j, compact=compact, **opts[f])
+            h = x.shape[-1]
+            room = (side - h) // 2
+            for k, i in enumerate(idx):
+                r, c = 2 * rng.integers(room + 1), 2 * rng.integers(room + 1)
+                inputs[i, :, r:r + h, c:c + h] = x[k]
+                sols[i, r:r + h, c:c + h] = y[k]
+    return inputs, sols
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,7 +665,7 @@ def save_mazes(path, inputs: np.ndarray, solutions: np.ndarray, *, compress: boo
 
 
 def write_mazes(path, n: int, size: int, seed: int = 0, *, algorithm: str = "dfs", start_dead_end: bool = True,
-                cycles: float = 0.0, dtype: str = "uint8", chunk: int = 1024) -> Path:
+                cycles: float = 0.0, unique_path: bool = False, dtype: str = "uint8", chunk: int = 1024) -> Path:
     """Generate ``n`` mazes (as :func:`generate_mazes`) straight into an easy-to-hard folder ``path``.
 
     The images are rendered ``chunk`` mazes at a time and streamed into ``inputs.npy`` and
@@ -569,7 +678,7 @@ def write_mazes(path, n: int, size: int, seed: int = 0, *, algorithm: str = "dfs
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"write_mazes: chunk must be a positive int, got {chunk!r}")
     path = Path(path)
-    opts = dict(algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles)
+    opts = dict(algorithm=algorithm, start_dead_end=start_dead_end, cycles=cycles, unique_path=unique_path)
     if path.suffix != "":
         x, y = generate_mazes(n, size, seed, compact=dtype == "uint8", **opts)
         return save_mazes(path, x, y, dtype=dtype)
@@ -684,96 +793,3 @@ def wall_mask(inputs):
     if inputs.ndim != 4 or inputs.shape[1] != 3:
         raise ValueError(f"inputs must be (n, 3, H, W), got {tuple(inputs.shape)}")
     return (inputs != 0).any(1)
-
-
-class MazeTask:
-    """Trainer/evaluator glue for mazes: data, masked loss, whole-maze accuracy, example plots."""
-
-    name = "mazes"
-
-    def datasets(self, cfg):
-        if cfg.data:
-            x, y = load_mazes(cfg.data)
-        else:
-            x, y = generate_mazes(cfg.n_train, cfg.train_size, seed=cfg.seed, **cfg.data_kwargs)
-        xv, yv = generate_mazes(cfg.n_val, cfg.val_size or cfg.train_size, seed=cfg.seed + 1_000_003,
-                                **cfg.data_kwargs)
-        return self._tensors(x, y), self._tensors(xv, yv)
-
-    @staticmethod
-    def _tensors(x, y):
-        import torch
-        return torch.from_numpy(np.ascontiguousarray(x)).float(), torch.from_numpy(y.astype(np.int64))
-
-    @staticmethod
-    def open_mask(x):
-        """(B, H, W) float, 1 on non-wall pixels of the input images."""
-        return wall_mask(x).to(x.dtype)
-
-    def predict(self, logits, x):
-        """Per-pixel path labels; walls can never be path."""
-        return logits.argmax(1) * self.open_mask(x).long()
-
-    def criterion(self, x, cfg):
-        """Cross-entropy weighted per pixel: open pixels 1, path pixels ``path_weight``, walls
-        ``wall_weight`` (DeepThinking masks walls out entirely, i.e. ``wall_weight=0``; a small weight
-        keeps the output on walls confident, which confidence-based halting relies on)."""
-        from ..losses import cross_entropy
-        open_ = self.open_mask(x).float()
-        base = open_ + float(cfg.wall_weight) * (1 - open_)
-        pw = float(cfg.path_weight)
-
-        def crit(logits, target, reduce=True):
-            w = base if pw == 1.0 else base * (1 + (pw - 1) * target.float())
-            return cross_entropy(logits, target, reduce=reduce, weight_mask=w)
-        return crit
-
-    def correct(self, logits, target, x):
-        return maze_accuracy(self.predict(logits, x), target)
-
-    def eval_data(self, size, n, seed, data=None):
-        if data:
-            x, y = load_mazes(data)
-            x, y = x[:n], y[:n]
-        else:
-            x, y = generate_mazes(n, int(size), seed=seed)
-        return self._tensors(x, y)
-
-    def plot_examples(self, model, result, path, level=None, device="cpu", n_examples=3):
-        """Grid: input, prediction after several fixed step counts, prediction with halting, target."""
-        import torch
-
-        from ..analysis.plots import pyplot, save_figure
-        plt = pyplot()
-
-        levels = list(result["levels"])
-        level = str(level or levels[-1])
-        lv = result["levels"][level]
-        x, y = self.eval_data(level, n_examples, result["seed"], result.get("data"))
-        x = x.to(device)
-        max_steps = len(lv.get("curve", [])) or max(1, int(round(lv["mean_steps"] * 2)))
-        shown = sorted({1, max(1, max_steps // 8), max(1, max_steps // 4), max(1, max_steps // 2), max_steps})
-        preds = {}
-
-        def on_step(n, idx, yn):
-            if n in shown:
-                preds[n] = self.predict(yn, x[idx]).cpu()
-        with torch.no_grad():
-            model.eval()
-            model(x, steps=max_steps, halting="fixed", on_step=on_step)
-            halted = model(x, steps=max_steps, halting=result["halting"])
-        cols = len(shown) + 3
-        fig, axes = plt.subplots(n_examples, cols, figsize=(1.7 * cols, 1.8 * n_examples), squeeze=False)
-        for r in range(n_examples):
-            img = x[r].permute(1, 2, 0).cpu().numpy()
-            panels = [("input", img)] + [(f"step {s}", preds[s][r]) for s in shown]
-            hp = self.predict(halted.output[r:r + 1], x[r:r + 1])[0].cpu()
-            ok = bool((hp == y[r]).all())
-            panels += [(f"halted @{int(halted.steps[r])} {'✓' if ok else '✗'}", hp), ("target", y[r])]
-            for c, (title, im) in enumerate(panels):
-                ax = axes[r][c]
-                ax.imshow(im if c == 0 else im.numpy(), cmap=None if c == 0 else "gray", interpolation="nearest")
-                ax.set_title(title, fontsize=7)
-                ax.axis("off")
-        fig.suptitle(f"{level}x{level} mazes", fontsize=9)
-        return save_figure(fig, path)

@@ -1,6 +1,6 @@
 """MRI reconstruction as a task: trainer glue, fastMRI-style evaluation, a compressed-sensing baseline.
 
-Data, masks, FFTs and metrics live in :mod:`convrnn.tasks.mri`; this module connects them to
+Data, masks, FFTs and metrics live in :mod:`convrnn.mri`; this module connects them to
 ``convrnn train`` and ``convrnn eval --task mri``.
 
 Training (``task: mri``): the tensors handed to the trainer are the *fully sampled* k-space
@@ -8,7 +8,7 @@ Training (``task: mri``): the tensors handed to the trainer are the *fully sampl
 Cartesian mask per slice (acceleration chosen among ``data_kwargs.accelerations``; mask seed
 ``[seed, step, i]``, so a resumed run sees the same masks), reconstructs, centre-crops the
 magnitude to the target size and minimises ``NMSE + ssim_weight * (1 - SSIM)``
-(:func:`convrnn.tasks.mri.nmse_ssim_loss`).  Validation uses fixed masks (alternating
+(:func:`convrnn.mri.metrics.nmse_ssim_loss`).  Validation uses fixed masks (alternating
 accelerations) and reports the mean per-slice SSIM in the ``val_acc`` column of ``metrics.csv``.
 
 Data: phantoms generated in memory (``data_kwargs``: ``size``, ``slices``, ``coils``;
@@ -20,7 +20,10 @@ k-space shape differs from the first volume's are skipped (fastMRI knee widths v
 Evaluation (:func:`evaluate_reconstruction`) follows fastMRI (Zbontar et al. 2018): metrics per
 volume on magnitude images centre-cropped to the target size, ``maxval`` the target volume's max,
 then mean and standard deviation over volumes; masks are seeded per file and slice
-(:class:`~convrnn.tasks.mri.MRISliceDataset`).
+(:class:`~convrnn.mri.data.MRISliceDataset`).
+
+Models plug in through one method, ``model.reconstruct(kspace_masked, mask, iterations, forward=...)
+-> (B, H, W)`` magnitude (PC-RNN and the U-Net define it); the task does not know the classes.
 """
 from __future__ import annotations
 
@@ -35,10 +38,12 @@ import torch
 from ..analysis.plots import pyplot, save_figure
 from ..errors import check_keys
 from ..models.pcrnn import PCRNN
-from ..models.unet import UNet, zero_filled_magnitude
-from .mri import (MASK_KINDS, MASKS, MRIDataError, MRISliceDataset, _check_pos_int, _collect_paths, center_crop,
-                  channels_to_complex, complex_to_channels, make_mask, nmse, nmse_ssim_loss, phantom_volume, psnr,
-                  read_volume, rss, ssim, write_phantom_volumes, zero_filled)
+from ..mri.data import MRISliceDataset, _collect_paths
+from ..mri.fft import channels_to_complex, complex_to_channels, rss, zero_filled
+from ..mri.h5 import MRIDataError, read_volume
+from ..mri.masks import MASK_KINDS, MASKS, make_mask
+from ..mri.metrics import center_crop, nmse, nmse_ssim_loss, psnr, ssim
+from ..mri.phantoms import _check_pos_int, phantom_volume, write_phantom_volumes
 
 DATA_KEYS = ("size", "slices", "coils", "accelerations", "mask_kind", "ssim_weight", "val_data")
 
@@ -49,16 +54,14 @@ def _core(model):
 
 def reconstruct(model, kspace_masked: torch.Tensor, mask: torch.Tensor, iterations=None) -> torch.Tensor:
     """Magnitude reconstruction ``(B, H, W)`` from masked k-space ``(B, 2C, H, W)`` and masks
-    ``(B, 1, 1, W)``: PC-RNN takes the k-space (``iterations`` per module optional), the U-Net the
-    zero-filled RSS magnitude."""
+    ``(B, 1, 1, W)`` by the model's own ``reconstruct`` method (PC-RNN takes the k-space, with
+    ``iterations`` per module optional; the U-Net the zero-filled RSS magnitude).  The call runs
+    through ``model`` itself, so a DistributedDataParallel wrapper still synchronises gradients."""
     core = _core(model)
-    if isinstance(core, PCRNN):
-        return model(kspace_masked, mask, iterations).magnitude()
-    if isinstance(core, UNet):
-        if iterations is not None:
-            raise ValueError("mri: iterations= applies to pcrnn models only")
-        return model(zero_filled_magnitude(kspace_masked)).squeeze(1)
-    raise ValueError(f"mri task: expected a 'pcrnn' or 'unet_mri' model, got {type(core).__name__}")
+    fn = getattr(core, "reconstruct", None)
+    if not callable(fn):
+        raise ValueError(f"mri task: expected a 'pcrnn' or 'unet_mri' model, got {type(core).__name__}")
+    return fn(kspace_masked, mask, iterations, forward=model)
 
 
 def model_iterations(model) -> int:

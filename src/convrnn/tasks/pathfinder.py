@@ -111,6 +111,9 @@ class PathfinderPreset:
                       (Chebyshev); ``gap=1`` means no two contours are 8-adjacent.
     self_window:      a paddle may be adjacent to the previous ``self_window`` paddles of its own
                       contour, never to older ones (no self-touching curls).
+    crossing:         distractors may touch and cross the other contours (the original generator's
+                      contours come close, touch and cross); never a marker.  Where they cross, the
+                      pixel belongs to the distractor (drawn last) in ``contours`` and the dense target.
     """
 
     draw_size: float
@@ -127,6 +130,7 @@ class PathfinderPreset:
     antialias: int = 2
     gap: int = 1
     self_window: int = 1
+    crossing: bool = False
 
     def num_distractors(self, length: int) -> int:
         k = max(1, int(length) // 3)
@@ -247,9 +251,11 @@ def _covers(kind, qx, qy, ux, uy, L, h, h2):
 
 
 @njit(cache=True)
-def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx):
+def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx, cross=False):
     """May contour ``c`` (paddle index ``k``) ink this shape?  kind 0: rectangle a->b of half
-    width h; kind 1: disk at a of radius h.  Coordinates in raster pixels (x = col, y = row)."""
+    width h; kind 1: disk at a of radius h.  Coordinates in raster pixels (x = col, y = row).
+    With ``cross`` it may touch and cross other contours' paddles, never a marker (A's markers
+    carry index ``_BIG``; B's marker is B's index 0)."""
     ux, uy, L, r0, r1, c0, c1 = _frame(kind, ax, ay, bx, by, h, R)
     h2 = h * h
     last = -1
@@ -269,6 +275,9 @@ def _shape_ok(kind, ax, ay, bx, by, h, R, aa, S, c, k, win, gap, owner, pidx):
                 for cc in range(max(0, bc - gap), min(S, bc + gap + 1)):
                     o = owner[rr * S + cc]
                     if o != 0 and (o != c or pidx[rr * S + cc] < k - win):
+                        q = pidx[rr * S + cc]
+                        if cross and o != c and q != _BIG and not (o == 2 and q == 0):
+                            continue
                         return False
     return True
 
@@ -320,7 +329,7 @@ def _rasterize(kind, ax, ay, bx, by, h, R, raster):
 
 @njit(cache=True)
 def _grow(st, c, sx, sy, th, n_pad, lo, hi, Lp, mg, cont, s, hp, R, aa, S, win, gap,
-          owner, pidx, log, top, shapes, nsh):
+          owner, pidx, log, top, shapes, nsh, cross=False):
     """Grow contour ``c`` from seed (sx, sy) with first direction ``th``.  Returns
     (ok, top, nsh, tip_x, tip_y); on failure everything it marked is undone."""
     top0 = top
@@ -342,7 +351,7 @@ def _grow(st, c, sx, sy, th, n_pad, lo, hi, Lp, mg, cont, s, hp, R, aa, S, win, 
             ey = gy + Lp * np.sin(tc)
             if gx < lo or gx > hi or gy < lo or gy > hi or ex < lo or ex > hi or ey < lo or ey > hi:
                 continue
-            if _shape_ok(0, gx * s, gy * s, ex * s, ey * s, hp, R, aa, S, c, k, win, gap, owner, pidx):
+            if _shape_ok(0, gx * s, gy * s, ex * s, ey * s, hp, R, aa, S, c, k, win, gap, owner, pidx, cross):
                 top = _shape_mark(0, gx * s, gy * s, ex * s, ey * s, hp, R, aa, S, c, k, owner, pidx, log, top)
                 shapes[nsh, 0] = 0
                 shapes[nsh, 1] = gx * s
@@ -376,7 +385,8 @@ def _add_marker(cx, cy, c, k, s, hm, R, aa, S, owner, pidx, log, top, shapes, ns
 
 @njit(cache=True)
 def _generate_batch(n, seed, length, n_dist, d_len, D, pad, Lp, thick, mg, mr, cont, seed_dist,
-                    R, aa, S, gap, win, cap, images, labels, markers, contours, want_contours, dense, want_dense, attempts):
+                    R, aa, S, gap, win, cap, images, labels, markers, contours, want_contours, dense, want_dense, attempts,
+                    cross):
     s = R / D
     hp = 0.5 * thick * s
     hm = mr * s
@@ -502,7 +512,7 @@ def _generate_batch(n, seed, length, n_dist, d_len, D, pad, Lp, thick, mg, mr, c
                     qy = lo + (hi - lo) * _unif(st)
                     th = 2.0 * np.pi * _unif(st)
                     okD, top, nsh, ex, ey = _grow(st, 3 + j, qx, qy, th, d_len, lo, hi, Lp, mg, cont, s, hp,
-                                                  R, aa, S, win, gap, owner, pidx, log, top, shapes, nsh)
+                                                  R, aa, S, win, gap, owner, pidx, log, top, shapes, nsh, cross)
                     if okD:
                         break
             done = True
@@ -614,6 +624,7 @@ def generate_pathfinder(
             float(p.paddle_margin), float(p.marker_radius), float(p.continuity), float(p.seed_distance),
             R, int(p.antialias), S, int(p.gap), int(p.self_window), int(cap),
             images, labels, markers, contours, bool(return_contours), dmask, bool(dense), attempts,
+            bool(p.crossing),
         )
         bad = np.flatnonzero(labels < 0)
         if bad.size:

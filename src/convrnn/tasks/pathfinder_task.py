@@ -30,12 +30,12 @@ from .pathfinder import PRESETS, generate_pathfinder, load_pathfinder
 
 TARGETS = ("label", "dense")
 #: what other PathFinder generators do differently, as variations of a preset's geometry: touching
-#: contours (gap 0), tighter or wider gaps between paddles, smaller or larger markers, thicker paddles,
+#: contours (gap 0), distractors crossing the other contours, tighter or wider gaps between paddles, smaller or larger markers, thicker paddles,
 #: sparser or denser clutter. A model trained on lra32 alone fell to chance on touching contours, wider
 #: gaps or smaller markers (RESULTS). With ``vary=True`` every chunk of training images is drawn from
 #: one combination (a seeded draw per chunk); validation and evaluation stay on the preset itself.
-VARIATIONS = {"gap": (0, 1), "paddle_margin": (0.5, 1.0, 1.5), "marker_radius": (1.0, 1.5, 2.0),
-              "paddle_thickness": (0.5, 0.75, 1.0), "distractor_budget": (15, 20, 30, 40)}
+VARIATIONS = {"gap": (0, 1), "crossing": (False, True), "paddle_margin": (0.5, 1.0, 1.5),
+              "marker_radius": (1.0, 1.5, 2.0), "paddle_thickness": (0.5, 0.75, 1.0), "distractor_budget": (15, 20, 30, 40)}
 VARY_CHUNK = 256
 #: canvases with one paddle geometry, each with the longest contour length tested on it (None: any);
 #: a model trained on the first is evaluated on longer contours on the next canvas that holds them
@@ -149,6 +149,12 @@ class PathfinderTask:
             raise ValueError(f"PathFinder vary must be true or false, got {vary!r}")
         self.preset, self.target, self.ink_weight, self.vary = preset, target, float(ink_weight), vary
 
+    @staticmethod
+    def step_cap(length, train_steps) -> int:
+        """Default iteration cap at contour length ``length``: 4 steps per paddle (the fill advances about one
+        paddle per 1-2 steps), at least 4x training."""
+        return max(4 * int(train_steps), 4 * int(length))
+
     def canvas(self, length) -> str:
         """The preset contour length ``length`` is generated on: ``preset`` itself, or for a preset with a
         ladder of larger canvases (:data:`LADDERS`; lra32 holds lengths up to 18) the first that holds it."""
@@ -261,9 +267,7 @@ class PathfinderTask:
 
         level = str(level or list(result["levels"])[-1])
         x, y = self.eval_data(level, n_examples, result["seed"], result.get("data"))
-        max_steps = result.get("max_steps") or model.config.steps
-        if isinstance(max_steps, dict):
-            max_steps = max_steps[level]
+        max_steps = result["levels"][level].get("max_steps") or result.get("max_steps") or model.config.steps
         with torch.no_grad():
             model.eval()
             out = model(x.to(device), steps=int(max_steps), halting=result["halting"])
