@@ -41,7 +41,8 @@ from torch import nn
 import convrnn
 from _timing import interleaved_medians
 from convrnn.config import TrainConfig
-from convrnn.tasks.mazes import MazeTask, generate_mazes
+from convrnn.tasks.maze_task import MazeTask
+from convrnn.tasks.mazes import generate_mazes
 from convrnn.train import compute_loss
 
 
