@@ -219,3 +219,64 @@ def test_augmentations_are_seeded_shape_preserving_and_exact():
         Normalize(0.5, 0.5)(torch.zeros(1, 1, 2, 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         RandomCrop(1)(torch.zeros(2, 2))
+
+
+def test_feedback_dropout_cifar10_trains_with_seeded_augmentation_and_resumes_identically(tmp_path, monkeypatch):
+    """The bundled CIFAR-10 experiment trains with crop + flip: the trainer passes every training batch
+    through ``task.augment`` with the generator of ``(seed, step)``, so an interrupted run resumed from its
+    checkpoint ends with the uninterrupted run's weights."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import load_file
+
+    import convrnn.train as train_mod
+    from convrnn.analysis.experiment import load_experiment, run_configs
+    _write_cifar10(tmp_path / "c10", n=4)            # 20 training images: 3 batches of 8, 8, 4 per epoch
+    exp = load_experiment("feedback_dropout_cifar10", [
+        f"base.data={tmp_path / 'c10'}", "base.epochs=2", "base.batch_size=8", "base.steps=2",
+        "base.model_kwargs.width=0.125", "base.device=cpu", "base.channels_last=false", "base.num_threads=1",
+        "base.ckpt_every=2", "base.amp=none", "seeds=[0]"])
+    cfg = run_configs(exp, tmp_path / "exp")[0]["fb"][0]      # feedback, no dropout: all randomness seeded
+    assert cfg.data_kwargs == {"dataset": "cifar10"}
+
+    seen = []
+    call = Compose.__call__
+
+    def spy(self, x, generator=None):
+        out = call(self, x, generator=generator)
+        seen.append((len(x), generator.initial_seed(), not torch.equal(out, x)))
+        return out
+
+    monkeypatch.setattr(Compose, "__call__", spy)
+    threads = torch.get_num_threads()
+    try:
+        train_mod.train(cfg, progress=False)
+        assert [n for n, _, _ in seen] == [8, 8, 4] * 2                   # every training batch, once
+        assert [s for _, s, _ in seen] == [train_mod.augment_generator(cfg, k).initial_seed() for k in range(6)]
+        assert all(changed for _, _, changed in seen)
+
+        class Interrupted(Exception):
+            pass
+
+        lr_factor = train_mod.lr_factor
+
+        def stop_at_5(c, step, *a, **kw):       # called at the start of every step: interrupt before step 5
+            if step >= 5:
+                raise Interrupted
+            return lr_factor(c, step, *a, **kw)
+
+        cfg_b = dataclasses.replace(cfg, out_dir=str(tmp_path / "b"))
+        monkeypatch.setattr(train_mod, "lr_factor", stop_at_5)
+        with pytest.raises(Interrupted):
+            train_mod.train(cfg_b, progress=False)
+        assert json.loads((tmp_path / "b" / "checkpoint" / "trainer.json").read_text())["step"] == 4
+        monkeypatch.setattr(train_mod, "lr_factor", lr_factor)
+        seen.clear()
+        train_mod.train(cfg_b, resume=True, progress=False)
+        assert [s for _, s, _ in seen] == [train_mod.augment_generator(cfg, k).initial_seed() for k in (4, 5)]
+    finally:
+        torch.set_num_threads(threads)
+    wa = load_file(str(tmp_path / "exp" / "runs" / "fb" / "seed0" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -3,12 +3,13 @@ values aggregated into mean / sd / t-interval, finished runs skipped, interrupte
 parameter budgets, and clear errors for bad configs."""
 import json
 import math
+import signal
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import run_cli
+from helpers import run_cli, run_cli_killed
 from safetensors.torch import load_file
 
 from convrnn.analysis.experiment import (METRICS, ExperimentConfig, count_params, load_experiment,
@@ -142,9 +143,9 @@ def test_interrupted_run_resumes_to_the_same_model(tiny):
     root, cfg, out, _ = tiny
     out2 = root / "resumed"
     one = ["conditions={ff: {}}", "seeds=[0]"]
-    r = run_cli(["experiment", str(cfg), *one, "base.stop_after_steps=40", "--out", str(out2), "--no-progress"],
-                cwd=root, timeout=120)
-    assert r.returncode == 3                                     # train's simulated kill
+    r = run_cli_killed(["experiment", str(cfg), *one, "--out", str(out2), "--no-progress"], cwd=root,
+                       after_steps=40, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
     run = out2 / "runs" / "ff" / "seed0"
     assert (run / "checkpoint").is_dir() and not (run / "model.safetensors").exists()
     r = run_cli(["experiment", str(cfg), *one, "--out", str(out2), "--no-progress"], cwd=root, timeout=120)

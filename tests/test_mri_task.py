@@ -4,6 +4,7 @@ with scikit-image), the compressed-sensing baseline (sigpy), and the CLI train -
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from convrnn.tasks.mri import (MRIDataError, complex_to_channels, make_mask, nms
 from convrnn.tasks.mri_recon import (_phantom_set, cs_reconstruct, evaluate_reconstruction, load_slices,  # noqa: E402
                                      reconstruct)
 
-from helpers import run_cli  # noqa: E402
+from helpers import run_cli, run_cli_killed  # noqa: E402
 
 TINY_PC = dict(width=4, final_width=4, iterations=(1, 1, 2))
 
@@ -248,8 +249,9 @@ def test_mri_training_resumes_to_the_same_weights(tmp_path):
               "model_kwargs.iterations=[1,1,2]"]
     a = run_cli(["train", *common, f"out_dir={tmp_path / 'a'}", "--no-progress"], tmp_path, timeout=300)
     assert a.returncode == 0, a.stderr
-    killed = run_cli(["train", *common, f"out_dir={tmp_path / 'b'}", "stop_after_steps=5", "--no-progress"], tmp_path, timeout=300)
-    assert killed.returncode == 3, killed.stderr
+    killed = run_cli_killed(["train", *common, f"out_dir={tmp_path / 'b'}", "--no-progress"], tmp_path, after_steps=5,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     b = run_cli(["train", *common, f"out_dir={tmp_path / 'b'}", "--resume", "--no-progress"], tmp_path, timeout=300)
     assert b.returncode == 0, b.stderr
     wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))

@@ -2,9 +2,10 @@
 import csv
 import json
 import math
+import signal
 
 import pytest
-from helpers import run_cli
+from helpers import run_cli, run_cli_killed
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -106,8 +107,8 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     # B: killed after step 7 (last checkpoint: step 5, mid-epoch), then resumed, both via the CLI
     cfg_path = tmp_path / "b.yaml"
     cfg_path.write_text(yaml.safe_dump({**base, "out_dir": str(tmp_path / "b")}))
-    killed = run_cli(["train", str(cfg_path), "stop_after_steps=7", "--no-progress"], tmp_path)
-    assert killed.returncode == 3, killed.stderr
+    killed = run_cli_killed(["train", str(cfg_path), "--no-progress"], tmp_path, after_steps=7)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     ck = tmp_path / "b" / "checkpoint"
     assert json.loads((ck / "trainer.json").read_text())["step"] == 5
     assert [int(r["step"]) for r in _rows(tmp_path / "b" / "metrics.csv")] == [1, 2, 3, 4, 5]
@@ -228,6 +229,27 @@ def test_load_model_round_trip(tmp_path):
     assert sd.keys() == model.state_dict().keys()
 
 
+def test_load_model_in_a_process_that_imported_no_model(tmp_path):
+    """checkpoint.load_model imports no model module: the registry (told by the package root how to
+    register the built-ins) finds the architecture a checkpoint names."""
+    import subprocess
+    import sys
+
+    from helpers import SRC
+    save_model(tmp_path / "m.safetensors", convrnn.create_model("greco_ff", width=0.125))
+    code = ("import sys; from convrnn.checkpoint import load_model; assert 'convrnn.models' not in sys.modules; "
+            f"m = load_model({str(tmp_path / 'm.safetensors')!r}); print(type(m).__name__)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "PYTHONPATH": str(SRC)})
+    assert res.stdout.split() == ["MultiAreaNetwork"], res.stderr
+    assert convrnn.load_model is convrnn.checkpoint.load_model
+    from safetensors.torch import save_file
+    save_file(load_file(str(tmp_path / "m.safetensors")), str(tmp_path / "n.safetensors"),
+              metadata={"config": "{}", "architecture": "Nope"})
+    with pytest.raises(CheckpointError, match="unknown architecture 'Nope'; known: .*RecurrentModel"):
+        load_model(tmp_path / "n.safetensors")
+
+
 def test_pretrained_without_bundled_weights():
     name = next(m for m in convrnn.list_models() if not (PRETRAINED_DIR / f"{m}.safetensors").exists())
     bundled = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
@@ -274,6 +296,17 @@ def test_load_config_errors(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="expected a mapping"):
         load_config(str(bad))
+
+
+def test_removed_stop_after_steps_is_ignored_when_null_and_refused_when_set():
+    """Saved config.json files (runs, pretrained provenance) hold ``stop_after_steps: null``: they still
+    load; a value asks for the removed test hook and is refused with what to do instead."""
+    saved = json.loads((PRETRAINED_DIR / "dtnet_mazes_w64.train.json").read_text())
+    assert saved["stop_after_steps"] is None
+    assert TrainConfig.from_dict({"stop_after_steps": None, "epochs": 2}) == TrainConfig(epochs=2)
+    assert "stop_after_steps" not in TrainConfig().to_dict()
+    with pytest.raises(ValueError, match="stop_after_steps was a test hook.*--resume"):
+        load_config(None, ["stop_after_steps=7"])
 
 
 @pytest.mark.parametrize("name", ["mazes_cpu", "mazes_dtnet_gpu", "mazes_act", "mazes_mix_cpu", "mazes_mix_gpu"])

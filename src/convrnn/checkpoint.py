@@ -5,6 +5,9 @@ Every file is written atomically (temporary file + ``os.replace``) and ``trainer
 the step recorded in each file, so a run killed mid-write leaves either the previous consistent
 checkpoint or a mismatch that :func:`load_training_state` reports. Nothing is unpickled: weights are
 safetensors and everything else is JSON.
+
+This module imports no model: :func:`load_model` finds the class a checkpoint names in the
+registry's architecture table (:func:`convrnn.registry.register_architecture`).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from safetensors.torch import load_file, save
 from safetensors import safe_open
 
 from .fileio import atomic_write, atomic_write_text
-from .models.recurrent import RecurrentConfig, RecurrentModel
+from .registry import get_architecture
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
@@ -30,15 +33,6 @@ class CheckpointError(ValueError):
 
 def _tensors(sd: dict) -> dict:
     return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
-
-
-def _architectures() -> dict:
-    """Model classes a checkpoint can name: class name -> (config class, model class)."""
-    from .models.multiarea import MultiAreaConfig, MultiAreaNetwork
-    from .models.pcrnn import PCRNN, PCRNNConfig
-    from .models.unet import UNet, UNetConfig
-    return {"RecurrentModel": (RecurrentConfig, RecurrentModel), "MultiAreaNetwork": (MultiAreaConfig, MultiAreaNetwork),
-            "PCRNN": (PCRNNConfig, PCRNN), "UNet": (UNetConfig, UNet.from_config)}
 
 
 def save_model(path, model, metadata: dict | None = None) -> None:
@@ -72,11 +66,12 @@ def load_model(path, map_location="cpu"):
     if "config" not in meta:
         raise CheckpointError(f"{path}: no model config in the safetensors metadata (not a convrnn checkpoint?)")
     arch = meta.get("architecture", "RecurrentModel")
-    if arch not in _architectures():
-        raise CheckpointError(f"{path}: unknown architecture {arch!r}; known: {', '.join(_architectures())}")
-    config_cls, model_cls = _architectures()[arch]
     try:
-        model = model_cls(config_cls.from_dict(json.loads(meta["config"])))
+        config_cls, build = get_architecture(arch)
+    except KeyError as e:
+        raise CheckpointError(f"{path}: {e.args[0]}") from None
+    try:
+        model = build(config_cls.from_dict(json.loads(meta["config"])))
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: bad model config in metadata: {e}") from None
     _load_state(model, tensors, path)
@@ -102,7 +97,9 @@ def init_from(model, source) -> None:
     _load_state(model, _open_safetensors(path)[1], path)
 
 
-def load_pretrained(model: RecurrentModel, name: str) -> RecurrentModel:
+def load_pretrained(model, name: str):
+    """Load the bundled weights ``pretrained/<name>.safetensors`` into ``model`` (built by the registry
+    recipe ``name``), after checking it was built with the config they were trained with."""
     path = PRETRAINED_DIR / f"{name}.safetensors"
     if not path.is_file():
         available = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))

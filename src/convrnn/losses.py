@@ -1,6 +1,5 @@
 """Training objectives for recurrent models.
 
-* :func:`final_step_loss` — the task loss on the (halted or last-step) output.
 * :func:`all_steps_loss` — the task loss averaged over the readouts of all steps.
 * :func:`act_loss` — Graves (2016): ``L_task + τ · mean(ρ)``, ρ = N + R (gradient through R only).
 * :func:`pondernet_loss` — Banino et al. (2021): ``Σ_n p_n L(y, ŷ_n) + β · KL(p ‖ p_G)`` with the
@@ -34,10 +33,6 @@ def cross_entropy(logits, target, reduce: bool = True, weight_mask: torch.Tensor
         else:
             loss = loss.flatten(1).mean(1)
     return loss.mean() if reduce else loss
-
-
-def final_step_loss(out: RecurrentOutput, target, criterion=cross_entropy):
-    return criterion(out.output, target)
 
 
 def all_steps_loss(out: RecurrentOutput, target, criterion=cross_entropy):

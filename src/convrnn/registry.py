@@ -1,4 +1,5 @@
-"""timm-style registries for cells and models.
+"""timm-style registries for cells, models and model architectures: plain tables, the bottom of the
+package (nothing here imports a cell, a model or the checkpoint code).
 
 >>> import convrnn
 >>> convrnn.list_cells()                      # ['convgru', 'convlstm', ...]
@@ -7,7 +8,15 @@
 
 New entries are added with ``@register_cell("name")`` on an ``nn.Module`` subclass whose constructor
 takes ``(in_channels, hidden_channels, **kw)`` and ``@register_model("name")`` on a function that
-returns an ``nn.Module`` and accepts keyword overrides.
+returns an ``nn.Module`` and accepts keyword overrides. A model class that checkpoints can rebuild
+(:func:`convrnn.checkpoint.load_model`) is registered with its config class by
+:func:`register_architecture`. Bundled weights (``create_model(name, pretrained=True)``) are the
+business of :mod:`convrnn.models.api`, above the checkpoint code.
+
+The package root names, with :func:`set_builtins_loader`, the function that imports the built-in
+cells and models; a lookup of an unknown architecture calls it once, so a checkpoint loads in a
+process that has not imported :mod:`convrnn.models` yet. This module imports no torch (``import
+convrnn`` stays torch-free).
 """
 from __future__ import annotations
 
@@ -15,10 +24,10 @@ import fnmatch
 import inspect
 from typing import Callable
 
-from .errors import check_keys, unknown_name
-
 _CELLS: dict[str, type] = {}
 _MODELS: dict[str, Callable] = {}
+_ARCHITECTURES: dict[str, tuple[type, Callable]] = {}   # model class name -> (config class, build(config))
+_builtins_loader: list[Callable[[], object]] = []       # set once by the package root
 
 
 def _register(table: dict, kind: str, name: str | None):
@@ -41,6 +50,33 @@ def register_model(name: str | None = None):
     return _register(_MODELS, "model", name)
 
 
+def register_architecture(model_cls: type, config_cls: type, build: Callable | None = None) -> type:
+    """Let checkpoints rebuild ``model_cls``: a checkpoint names the class (``type(model).__name__``) and
+    stores ``model.config.to_dict()``; loading calls ``build(config_cls.from_dict(...))`` (``build``
+    defaults to the class itself). Returns ``model_cls``, so it also works after a class statement."""
+    entry = (config_cls, build or model_cls)
+    key = model_cls.__name__
+    if key in _ARCHITECTURES and _ARCHITECTURES[key] != entry:
+        raise ValueError(f"architecture {key!r} is already registered")
+    _ARCHITECTURES[key] = entry
+    return model_cls
+
+
+def set_builtins_loader(load: Callable[[], object]) -> None:
+    """``load()`` registers the built-in cells and models (the package root passes one that imports
+    :mod:`convrnn.models`); :func:`get_architecture` calls it once, on the first unknown name."""
+    _builtins_loader[:] = [load]
+
+
+def get_architecture(name: str) -> tuple[type, Callable]:
+    """``(config class, build)`` of the registered model class ``name``; a ``KeyError`` names the known ones."""
+    if name not in _ARCHITECTURES and _builtins_loader:
+        _builtins_loader.pop()()
+    if name not in _ARCHITECTURES:
+        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(_ARCHITECTURES)) or 'none'}")
+    return _ARCHITECTURES[name]
+
+
 def _list(table: dict, pattern: str) -> list[str]:
     return sorted(k for k in table if fnmatch.fnmatch(k, pattern))
 
@@ -55,6 +91,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def get_cell_class(name: str) -> type:
     if name not in _CELLS:
+        from .errors import unknown_name     # (errors imports torch; this module must not)
         raise unknown_name("cell", name, _CELLS)
     return _CELLS[name]
 
@@ -64,17 +101,16 @@ def create_cell(name: str, in_channels: int, hidden_channels: int, **kw):
     cls = get_cell_class(name)
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        from .errors import check_keys
         valid = [k for k in params if k not in ("self", "in_channels", "hidden_channels")]
         check_keys(f"cell {name!r}", kw, valid)
     return cls(in_channels, hidden_channels, **kw)
 
 
-def create_model(name: str, pretrained: bool = False, **overrides):
-    """Build the registered model ``name``; with ``pretrained=True`` load its bundled weights."""
+def create_model(name: str, **overrides):
+    """Build the registered model ``name`` with random weights (``convrnn.create_model``, from
+    :mod:`convrnn.models.api`, adds ``pretrained=True``)."""
     if name not in _MODELS:
+        from .errors import unknown_name
         raise unknown_name("model", name, _MODELS)
-    model = _MODELS[name](**overrides)
-    if pretrained:
-        from .checkpoint import load_pretrained
-        load_pretrained(model, name)
-    return model
+    return _MODELS[name](**overrides)

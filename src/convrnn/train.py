@@ -1,9 +1,10 @@
 """One readable training loop (nanoGPT-style) for every task.
 
 ``train(cfg)`` generates or loads the task's data, builds the model from the registry, and
-optimises one of the objectives in :mod:`convrnn.losses`. Data order and the progressive loss's
-random draws are functions of ``(seed, step)`` only, so a run resumed from a checkpoint continues
-to the same result as an uninterrupted one.
+optimises one of the objectives in :mod:`convrnn.losses`. Data order, the task's train-time
+augmentation (``task.augment``, e.g. crop and flip for CIFAR) and the progressive loss's random
+draws are functions of ``(seed, step)`` only, so a run resumed from a checkpoint continues to the
+same result as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, sec
     if cfg.time_limit:
         progress = max(progress, seconds / cfg.time_limit)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def augment_generator(cfg: TrainConfig, step: int) -> torch.Generator:
+    """The generator of step ``step``'s train-time augmentation: a function of ``(seed, step)`` only."""
+    return torch.Generator().manual_seed(cfg.seed * 1_000_033 + step + 1)
 
 
 def compute_loss(cfg: TrainConfig, model, x, y, crit, step: int):
@@ -119,6 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if resume and read_trainer(ckpt_dir).get("config") != _resumable(cfg):
         raise CheckpointError(f"{ckpt_dir}: the checkpoint was made with a different config; resume with the same one")
     (x_train, y_train), (x_val, y_val) = task.datasets(cfg)
+    augment = getattr(task, "augment", None)     # train-time transform(x, generator=...) or None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -176,8 +183,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     for step in range(start, total):
         epoch, i = divmod(step, steps_per_epoch)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size][rank::world].to(x_train.device)
-        x, y = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
+        idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size].to(x_train.device)
+        x, y = x_train[idx], y_train[idx]
+        if augment is not None:      # drawn for the whole batch, so N processes see what one process would
+            x = augment(x, generator=augment_generator(cfg, step))
+        x, y = x[rank::world].to(device, non_blocking=True), y[rank::world].to(device, non_blocking=True)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         seconds = elapsed + time.perf_counter() - t0
@@ -222,9 +232,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     writer.add_scalar("val/steps", float(row["val_steps"]), done)
         if done % cfg.ckpt_every == 0 or end_of_epoch:
             save(done)
-        if cfg.stop_after_steps is not None and done >= cfg.stop_after_steps:
-            bar.close()
-            os._exit(3)   # simulate a kill (tests): no cleanup, no final save
         if out_of_time:
             say(f"time limit of {cfg.time_limit:.0f} s reached after {done} of {total} steps")
             total = done
@@ -246,7 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
 def _resumable(cfg: TrainConfig) -> dict:
     d = cfg.to_dict()
-    for k in ("stop_after_steps", "num_threads", "device", "tensorboard", "out_dir"):
+    for k in ("num_threads", "device", "tensorboard", "out_dir"):
         d.pop(k)
     return d
 

@@ -58,7 +58,7 @@ from torch import nn
 from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
 from ..halting import RecurrentOutput, run_recurrence
 from ..layers import AvgPoolHead, HaltingUnit, MaxPoolHead
-from ..registry import create_cell, get_cell_class, register_model
+from ..registry import create_cell, get_cell_class, register_architecture, register_model
 
 __all__ = ["MultiAreaConfig", "MultiAreaNetwork", "Area", "RULES", "AREA_KEYS"]
 
@@ -423,6 +423,9 @@ class MultiAreaNetwork(nn.Module):
 
         return run_recurrence(step, self.readout, self.halting_unit, image, cfg.steps if steps is None else steps,
                               halting, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
+
+
+register_architecture(MultiAreaNetwork, MultiAreaConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)
 
 
 # ---- presets --------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from torch import nn
 
 from ..cells.base import conv
 from ..errors import DictConfig, check_image, check_keys, check_positive_int
-from ..registry import create_cell, get_cell_class, register_model
+from ..registry import create_cell, get_cell_class, register_architecture, register_model
 from ..mri.fft import apply_mask, data_consistency, ifft2c, rss
 
 __all__ = ["PCRNNConfig", "PCRNN", "PCRNNOutput", "AdditiveRNNCell", "pcrnn"]
@@ -235,6 +235,9 @@ class PCRNN(nn.Module):
         ``forward``: the callable that runs this model (default ``self``; the task passes a
         DistributedDataParallel wrapper so that gradients are synchronised)."""
         return (self if forward is None else forward)(kspace_masked, mask, iterations).magnitude()
+
+
+register_architecture(PCRNN, PCRNNConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)
 
 
 @register_model("pcrnn")

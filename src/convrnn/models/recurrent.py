@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
 from ..halting import AnswerDynamics, RecurrentOutput, get_policy, run_recurrence
 from ..layers import HEADS, DynamicsHaltingHead, HaltingUnit
-from ..registry import create_cell, get_cell_class
+from ..registry import create_cell, get_cell_class, register_architecture
 
 
 @dataclass
@@ -116,3 +116,6 @@ class RecurrentModel(nn.Module):
         inp = (e, self.cell.input_drive(e) if hoist else None)
         return run_recurrence(step, self.readout, self.halting_unit, inp, self.config.steps if steps is None else steps, halting,
                               state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
+
+
+register_architecture(RecurrentModel, RecurrentConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)

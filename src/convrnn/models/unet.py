@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DictConfig, check_image, check_keys
-from ..registry import register_model
+from ..registry import register_architecture, register_model
 from ..mri.fft import ifft2c, rss
 
 __all__ = ["UNet", "UNetConfig", "unet_mri", "zero_filled_magnitude"]
@@ -132,6 +132,9 @@ class UNet(nn.Module):
         if iterations is not None:
             raise ValueError("mri: iterations= applies to pcrnn models only")
         return (self if forward is None else forward)(zero_filled_magnitude(kspace_masked)).squeeze(1)
+
+
+register_architecture(UNet, UNetConfig, UNet.from_config)      # checkpoints rebuild it (convrnn.checkpoint.load_model)
 
 
 @register_model("unet_mri")

@@ -123,10 +123,6 @@ def _fft2c_np(x: np.ndarray) -> np.ndarray:
     return np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=_DIMS), axes=_DIMS, norm="ortho"), axes=_DIMS)
 
 
-def _ifft2c_np(k: np.ndarray) -> np.ndarray:
-    return np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(k, axes=_DIMS), axes=_DIMS, norm="ortho"), axes=_DIMS)
-
-
 # --------------------------------------------------------------------------------------------
 # masking, zero filling, coil combination, data consistency
 # --------------------------------------------------------------------------------------------

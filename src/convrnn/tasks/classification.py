@@ -375,7 +375,9 @@ class ClassificationTask:
     held-out images.  The trainer builds the task without options: the config's ``data_kwargs`` set
     them (e.g. ``{"dataset": "cifar10", "size": 32}``) and its ``data`` the folder.  ``eval_data(level, ...)`` returns the validation images with Gaussian noise of
     standard deviation ``level`` (0: clean), clipped to [0, 1]; harder inputs for adaptive halting.
-    ``augment`` is a train-time transform (random crop + flip for CIFAR) for loops that apply one.
+    ``augment`` is the train-time transform (random crop + flip for CIFAR, None otherwise) that
+    :func:`convrnn.train.train` applies to every training batch with a generator seeded by
+    ``(seed, step)``, so a resumed run sees the same images.
     """
 
     name = "classification"
