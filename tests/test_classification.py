@@ -166,11 +166,12 @@ def test_digits_shapes_ranges_upsampling_and_split():
     assert not torch.equal(xv, xv3)
     # train and val are disjoint: no validation image appears in the training set
     assert not (xv[:20, None] == xt[None]).flatten(2).all(2).any()
-    task = ClassificationTask("cifar10")    # the trainer builds it bare; data_kwargs choose the dataset
-    (xt4, _), _ = task.datasets(TrainConfig.from_dict({"data_kwargs": {"dataset": "digits", "size": 12}}))
+    cfg4 = TrainConfig.from_dict({"data_kwargs": {"dataset": "digits", "size": 12}})
+    task = ClassificationTask(**cfg4.data_kwargs)    # the trainer builds it from the data_kwargs
+    (xt4, _), _ = task.datasets(cfg4)
     assert task.dataset == "digits" and xt4.shape == (len(xt), 1, 12, 12)
     with pytest.raises(ValueError, match="unknown classification data_kwargs key"):
-        task.datasets(TrainConfig.from_dict({"data_kwargs": {"dataset": "digits", "sise": 12}}))
+        ClassificationTask(**{"dataset": "digits", "sise": 12})
 
 
 def test_task_glue_criterion_correct_and_eval_data(tmp_path):
@@ -231,7 +232,7 @@ def test_feedback_dropout_cifar10_trains_with_seeded_augmentation_and_resumes_id
     from safetensors.torch import load_file
 
     import convrnn.train as train_mod
-    from convrnn.analysis.experiment import load_experiment, run_configs
+    from convrnn.experiment import load_experiment, run_configs
     _write_cifar10(tmp_path / "c10", n=4)            # 20 training images: 3 batches of 8, 8, 4 per epoch
     exp = load_experiment("feedback_dropout_cifar10", [
         f"base.data={tmp_path / 'c10'}", "base.epochs=2", "base.batch_size=8", "base.steps=2",

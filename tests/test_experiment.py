@@ -12,8 +12,8 @@ import yaml
 from helpers import run_cli, run_cli_killed
 from safetensors.torch import load_file
 
-from convrnn.analysis.experiment import (METRICS, ExperimentConfig, count_params, load_experiment,
-                                         match_param_count, run_configs, run_experiment, summarize, t_quantile_975)
+from convrnn.experiment import (METRICS, ExperimentConfig, count_params, load_experiment,
+                                match_param_count, run_configs, run_experiment, summarize, t_quantile_975)
 from convrnn.analysis.geometry import collect_area_outputs, lyapunov_slope, participation_ratio
 from convrnn.analysis.robustness import speed_accuracy
 from convrnn.checkpoint import load_model
@@ -109,7 +109,7 @@ def test_per_run_metrics_are_consistent_and_recomputable(tiny):
 def test_report_of_a_dead_network(tiny, tmp_path):
     """A condition whose area never responds (divergence 0, Lyapunov exponent undefined) still gets a
     report: n/a in the table, a linear axis instead of a log one."""
-    from convrnn.analysis.experiment import write_experiment_report
+    from convrnn.experiment import write_experiment_report
     res = json.loads((tiny[2] / "experiment.json").read_text())
     for g in res["aggregate"].values():
         g["curves"]["divergence"] = {"mean": [0.0] * 4, "sd": [0.0] * 4}

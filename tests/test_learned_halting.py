@@ -134,3 +134,11 @@ def test_fit_halting_cli_then_eval_uses_it(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["halting"] == "learned" and set(res["levels"]) == {"5", "7"}
     assert main(["fit-halting", str(tmp_path / "nope"), "--levels", "5", "--out", str(tmp_path / "x")]) == 2
+    # the 0/1-error objective: a different head from the same rollouts, recorded in the provenance
+    err = tmp_path / "learned_err"
+    assert main(["fit-halting", str(run), "--levels", "5,7", "--n", "8", "--max-steps", "6", "--epochs", "2",
+                 "--objective", "error", "--lambda-p", "0.2", "--out", str(err)]) == 0
+    fit = json.loads((err / "config.json").read_text())["halting_fit"]
+    assert fit["objective"] == "error" and fit["lambda_p"] == 0.2
+    a, b = load_model(out).dynamics_head, load_model(err).dynamics_head
+    assert not all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from test_mazes import bfs_dist, check_path, check_spanning_tree, check_structure, degree, open_neighbours
 
+from convrnn.tasks import Task
 from convrnn.tasks.maze_task import MazeTask
 from convrnn.tasks.mazes import FAMILIES, family_options, generate_grids, generate_mazes, generate_mixture, image_side
 
@@ -122,16 +123,18 @@ class _Cfg:
 
 
 def test_task_mixture_options_and_errors():
-    (x, y), (xv, yv) = MazeTask().datasets(_Cfg(data_kwargs={"families": ["wilson"], "sizes": [5, 9]}))
+    def datasets(**data_kwargs):       # the trainer builds the task from the config's data_kwargs
+        return MazeTask(**data_kwargs).datasets(_Cfg(data_kwargs=data_kwargs))
+    (x, y), (xv, yv) = datasets(families=["wilson"], sizes=[5, 9])
     assert x.shape[-1] == image_side(9) and xv.shape[-1] == image_side(9)
-    (x, _), _ = MazeTask().datasets(_Cfg(data_kwargs={"algorithm": "wilson"}))
+    (x, _), _ = datasets(algorithm="wilson")
     assert np.array_equal(x.numpy(), generate_mazes(8, 9, seed=0, algorithm="wilson")[0])
     with pytest.raises(ValueError, match="unknown key"):
-        MazeTask().datasets(_Cfg(data_kwargs={"familes": ["dfs"]}))
+        datasets(familes=["dfs"])
     with pytest.raises(ValueError, match="not both"):
-        MazeTask().datasets(_Cfg(data_kwargs={"families": ["dfs"], "cycles": 0.1}))
+        datasets(families=["dfs"], cycles=0.1)
     with pytest.raises(ValueError, match="must be lists"):
-        MazeTask().datasets(_Cfg(data_kwargs={"families": "dfs"}))
+        datasets(families="dfs")
     with pytest.raises(ValueError, match="unknown maze family"):
         MazeTask(family="kruskal")
 
@@ -151,7 +154,7 @@ def test_default_step_cap_grows_with_the_level():
     assert default_step_cap(PathfinderTask(), 24, 20) == 96
     assert default_step_cap(PathfinderTask(), 14, 20) == 80
 
-    class Plain:
+    class Plain(Task):         # a task without a rule of its own
         pass
     assert default_step_cap(Plain(), 3, 7) == 28
 
@@ -250,7 +253,7 @@ def test_compare_policies_matches_separate_runs():
     assert both["curve"] == pytest.approx(fixed["curve"][:reach])
 
 
-class _OneClass:
+class _OneClass(Task):
     """A maze task whose 3-class logits are read as 'class 2 = path' (so a 3-output model scores mazes)."""
 
     def __init__(self, task):

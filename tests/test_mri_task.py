@@ -214,7 +214,7 @@ def test_targets_smaller_than_kspace_are_centre_cropped(tmp_path):
 def test_multicoil_training_step_and_channel_mismatch():
     cfg = TrainConfig.from_dict({"task": "mri", "n_train": 2, "n_val": 2, "loss": "final",
                                  "data_kwargs": {"size": 16, "slices": 2, "coils": 3}})
-    task = get_task("mri")
+    task = get_task("mri", **cfg.data_kwargs)
     (x, y), _ = task.datasets(cfg)
     assert x.shape == (2, 6, 16, 16) and y.shape == (2, 16, 16)
     # the multi-coil target is the RSS of the coil images
@@ -229,13 +229,12 @@ def test_multicoil_training_step_and_channel_mismatch():
 
 
 def test_bad_mri_options_and_wider_targets():
-    task = get_task("mri")
     for kw, msg in (({"loss": "act"}, "loss=final"), ({"data_kwargs": {"slices": 0}}, "slices"),
                     ({"data_kwargs": {"coils": -1}}, "coils"), ({"data_kwargs": {"ssim_weight": "x"}}, "ssim_weight"),
                     ({"data_kwargs": {"size": 4}}, "size")):
         cfg = TrainConfig.from_dict({"task": "mri", "loss": "final", "n_train": 2, "n_val": 2, **kw})
         with pytest.raises(ValueError, match=msg):
-            task.datasets(cfg)
+            get_task("mri", **cfg.data_kwargs).datasets(cfg)
     # a target wider than the image (fastMRI brain): both are cropped to the common size
     from convrnn.tasks.mri_recon import _match
     p, t = _match(torch.zeros(2, 20, 12), torch.ones(2, 16, 16))
@@ -280,7 +279,7 @@ def test_training_through_the_trainer_beats_zero_filled(tmp_path):
                                         "model_kwargs.final_width=8", "model_kwargs.iterations=[2,2,2]", "lr=0.01",
                                         "warmup_epochs=0.1", f"out_dir={tmp_path / 'run'}"])
     res = train(cfg, progress=False)
-    task = get_task("mri")
+    task = get_task("mri", **cfg.data_kwargs)
     _, (x, y) = task.datasets(cfg)
     mask = task.masks(len(x), x.shape[-1], [999_983], fixed=True)
     zf = rss(zero_filled(x * mask), dim=1)

@@ -75,12 +75,12 @@ def test_task_options_and_errors(tmp_path):
     cfg = TrainConfig.from_dict(dict(task="pathfinder", data_kwargs={"target": "dense", "preset": "lra32"},
                                      train_size=6, n_train=4, n_val=4, data=str(tmp_path)))
     with pytest.raises(ValueError, match="target=dense needs contour ids"):
-        get_task("pathfinder").datasets(cfg)
+        get_task("pathfinder", **cfg.data_kwargs).datasets(cfg)
     cfg = TrainConfig.from_dict(dict(task="pathfinder", data_kwargs={"target": "dense"}, train_size=6, n_train=4,
                                      n_val=4))
-    (x, y), (xv, yv) = get_task("pathfinder").datasets(cfg)
+    (x, y), (xv, yv) = get_task("pathfinder", **cfg.data_kwargs).datasets(cfg)
     assert y.shape == (4, 32, 32) and y.dtype == torch.long and yv.shape == (4,)     # dense train, labels val
-    crit = get_task("pathfinder").criterion(x, cfg)
+    crit = get_task("pathfinder", **cfg.data_kwargs).criterion(x, cfg)
     logits = torch.zeros(4, 3, 32, 32, requires_grad=True)
     loss = crit(logits, y)
     loss.backward()

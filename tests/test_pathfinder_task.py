@@ -33,7 +33,7 @@ def test_task_data_scaling_labels_and_presets():
         get_task("pathfinder", preset="lra33")
     cfg = TrainConfig.from_dict({"task": "pathfinder", "data_kwargs": {"preset": "lra32", "size": 3}})
     with pytest.raises(ValueError, match="unknown key"):
-        task.datasets(cfg)
+        get_task("pathfinder", **cfg.data_kwargs)
 
 
 def test_tiny_pathfinder_run_fits_its_training_images(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .tasks.base import parse_levels as _levels
+
 
 def cmd_list(args) -> int:
     import convrnn
@@ -50,22 +52,12 @@ def cmd_data(args) -> int:
 
 def cmd_train(args) -> int:
     from .config import load_config
-    from .train import train
+    from .train import metric_label, train
     cfg = load_config(args.config, args.overrides)
     res = train(cfg, resume=args.resume, progress=not args.no_progress)
-    print(f"done: val acc {res['val_acc']:.4f}, mean steps {res['val_steps']:.2f}; outputs in {res['out_dir']}")
+    print(f"done: val {metric_label(res['metric'])} {res['val_acc']:.4f}, mean steps {res['val_steps']:.2f}; "
+          f"outputs in {res['out_dir']}")
     return 0
-
-
-def _levels(text: str, kind=int) -> list:
-    try:
-        vals = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"expected a comma-separated list of {'integers' if kind is int else 'numbers'}, "
-                         f"got {text!r}") from None
-    if not vals:
-        raise ValueError("expected at least one level")
-    return vals
 
 
 def cmd_eval(args) -> int:
@@ -74,16 +66,16 @@ def cmd_eval(args) -> int:
     from .checkpoint import load_model
     from .evaluate import default_step_cap, evaluate, resolve_policy, write_report
     from .runtime import pick_device, use_channels_last
-    from .tasks import get_task
-    if args.task == "mri":
+    from .tasks import task_class
+    if args.task == "mri":          # several checkpoints, volume-wise metrics: its own command path
         return cmd_eval_mri(args)
     if len(args.checkpoint) != 1:
         raise ValueError(f"--task {args.task} evaluates one checkpoint, got {len(args.checkpoint)} "
                          "(several are for --task mri)")
     args.checkpoint = args.checkpoint[0]
     args.n = 100 if args.n is None else args.n
-    levels = {"mazes": lambda: _levels(args.sizes), "pathfinder": lambda: _levels(args.lengths),
-              "classification": lambda: _levels(args.noise, float)}[args.task]()
+    cls = task_class(args.task)
+    levels = cls.eval_levels(args)               # each task reads its own options (--sizes, --lengths, --noise)
     device = pick_device(args.device)
     if args.checkpoint in _bundled_names():
         import convrnn
@@ -93,7 +85,7 @@ def cmd_eval(args) -> int:
     args.halting = args.halting or _default_halting(args.checkpoint, model)
     resolve_policy(model, args.halting)          # a bad name fails here, before any data is made
     model = use_channels_last(model.to(device), "auto", device)    # 1.3x on the CPU for ungated cells
-    task = get_task(args.task, **_task_options(args))
+    task = cls(**cls.eval_options(args, _run_config(args.checkpoint)))
     max_steps = args.max_steps or {lv: default_step_cap(task, lv, model.config.steps) for lv in levels}
     if args.compare:
         return _eval_compare(args, model, task, levels, max_steps, device)
@@ -101,8 +93,7 @@ def cmd_eval(args) -> int:
                       batch_size=args.batch_size, device=str(device), data=args.data, curve=not args.no_curves,
                       amp=args.amp, progress=not args.no_progress, curve_steps=args.curve_steps)
     result["checkpoint"] = str(args.checkpoint)
-    if args.task == "mazes":
-        result["family"] = args.family
+    result.update(task.report_info())            # e.g. the maze family
     paths = write_report(result, args.out, model, task, device=str(device))
     if "spearman_steps_vs_level" in result:
         print(f"Spearman correlation of steps used with difficulty: {result['spearman_steps_vs_level']:.3f}")
@@ -139,8 +130,7 @@ def _eval_compare(args, model, task, levels, max_steps, device) -> int:
                      batch_size=args.batch_size, device=str(device), data=args.data, amp=args.amp,
                      progress=not args.no_progress)
     result["checkpoint"] = str(args.checkpoint)
-    if args.task == "mazes":
-        result["family"] = args.family
+    result.update(task.report_info())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "eval.json", json.dumps(result, indent=1))
@@ -223,19 +213,6 @@ def _default_halting(checkpoint, model=None) -> str:
         (own if own != "fixed" else "stable")
 
 
-def _task_options(args) -> dict:
-    """PathFinder needs its canvas preset (--preset, else the training run's); classification its
-    dataset options (from the training run's data_kwargs)."""
-    if args.task == "classification":
-        return dict(_run_config(args.checkpoint).get("data_kwargs", {}))
-    if args.task == "mazes":
-        return {"family": args.family}
-    if args.task != "pathfinder":
-        return {}
-    preset = args.preset or _run_config(args.checkpoint).get("data_kwargs", {}).get("preset")
-    return {"preset": preset} if preset else {}
-
-
 def _bundled_names() -> set[str]:
     from .checkpoint import PRETRAINED_DIR
     return {p.stem for p in PRETRAINED_DIR.glob("*.safetensors")}
@@ -260,16 +237,22 @@ def cmd_fit_halting(args) -> int:
     if not run:
         raise ValueError(f"{args.checkpoint}: fit-halting needs a training run folder (model.safetensors + config.json)")
     model = load_model(args.checkpoint)
-    task = get_task(run["task"])
     feats, losses = [], []
     for level in _levels(args.levels):
         data_kwargs = dict(run.get("data_kwargs", {}))
         if "sizes" in data_kwargs:           # a maze mixture: its families, at this level's size only
             data_kwargs["sizes"] = [level]
+        task = get_task(run["task"], **data_kwargs)
         cfg = TrainConfig.from_dict({**run, "train_size": level, "n_train": args.n, "n_val": 1, "seed": args.seed,
                                      "data": None, "val_size": None, "data_kwargs": data_kwargs})
         (x, y), _ = task.datasets(cfg)
-        f, loss = record_rollouts(model, x, y, lambda xb, c=cfg: task.criterion(xb, c), args.max_steps)
+        if args.objective == "error":      # per step: 1 if the sample's answer is wrong (a whole maze, an image)
+            def make_crit(xb, t=task):
+                return lambda logits, target, reduce=False: (~t.correct(logits, target, xb)).float()
+        else:                              # per step: the task's training loss
+            def make_crit(xb, c=cfg, t=task):
+                return t.criterion(xb, c)
+        f, loss = record_rollouts(model, x, y, make_crit, args.max_steps)
         feats.append(f)
         losses.append(loss)
         print(f"level {level}: {len(x)} rollouts of {args.max_steps} steps recorded", flush=True)
@@ -282,7 +265,8 @@ def cmd_fit_halting(args) -> int:
     save_model(out / "model.safetensors", model, {"halting": "learned"})
     atomic_write_text(out / "config.json", json.dumps({**run, "halting": "learned", "halting_fit": {
         "from": str(args.checkpoint), "levels": args.levels, "n": args.n, "max_steps": args.max_steps,
-        "seed": args.seed, "lambda_p": args.lambda_p, "beta": args.beta, "epochs": args.epochs}}, indent=1))
+        "seed": args.seed, "lambda_p": args.lambda_p, "beta": args.beta, "epochs": args.epochs,
+        "objective": args.objective}}, indent=1))
     print(f"wrote {out}/model.safetensors (default halting: learned) and config.json")
     return 0
 
@@ -298,13 +282,16 @@ def _add_fit_halting_parser(sub) -> None:
     h.add_argument("--lambda-p", type=float, default=0.05, help="PonderNet geometric prior (default: %(default)s)")
     h.add_argument("--beta", type=float, default=0.01, help="KL weight (default: %(default)s)")
     h.add_argument("--epochs", type=int, default=40)
+    h.add_argument("--objective", default="loss", choices=["loss", "error"],
+                   help="what halting later must buy: the task loss (default) or the 0/1 error of the answer (halts "
+                        "as soon as more steps stop fixing answers; used for adrnn_mazes with --lambda-p 0.2)")
     h.add_argument("--seed", type=int, default=777, help="data seed (not the run's)")
     h.add_argument("--out", required=True, help="output folder (model.safetensors + config.json)")
     h.set_defaults(fn=cmd_fit_halting)
 
 
 def cmd_experiment(args) -> int:
-    from .analysis.experiment import load_experiment, report_table, run_experiment
+    from .experiment import load_experiment, report_table, run_experiment
     exp = load_experiment(args.config, args.overrides)
     out = args.out or exp.out_dir
     result = run_experiment(exp, out, progress=not args.no_progress, log=lambda msg: print(msg, flush=True))
@@ -328,14 +315,11 @@ def _add_experiment_parser(sub) -> None:
 def _analysis_data(args, n: int):
     """The first ``n`` held-out images and labels of the run's classification data (config.json's
     data_kwargs and data; scikit-learn's digits by default), or of ``--data``."""
-    from .errors import check_keys
     from .tasks.classification import ClassificationTask
     cfg = _run_config(args.checkpoint)
     if cfg.get("task", "classification") != "classification":
         raise ValueError(f"{args.checkpoint}: trained on task {cfg['task']!r}; analyze needs a classification run")
-    opts = dict(cfg.get("data_kwargs", {}))
-    check_keys("classification data_kwargs", opts, ClassificationTask.OPTIONS)
-    return ClassificationTask(**opts).eval_data(0, n, args.seed, args.data or cfg.get("data"))
+    return ClassificationTask(**cfg.get("data_kwargs", {})).eval_data(0, n, args.seed, args.data or cfg.get("data"))
 
 
 def _predictivity_inputs(args):

@@ -1,5 +1,8 @@
 """Evaluation over difficulty levels: accuracy with adaptive halting, steps used, and
-accuracy-vs-step curves, written as JSON (schema ``convrnn.eval/1``) plus PNG plots."""
+accuracy-vs-step curves, written as JSON (schema ``convrnn.eval/1``) plus PNG plots.
+
+``task`` is a :class:`~convrnn.tasks.base.Task`: ``correct``, ``eval_data``, ``step_cap``,
+``sample_difficulty`` (+ ``sample_difficulty_name``), ``level_info`` and ``plot_examples`` are its hooks."""
 from __future__ import annotations
 
 import json
@@ -42,7 +45,6 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
     policy = resolve_policy(model, halting)
     anytime = curve == "anytime"
     correct, steps, elapsed = [], [], 0.0
-    difficulty = getattr(task, "sample_difficulty", None)
     horizon = max_steps if anytime or not curve_steps else min(int(curve_steps), max_steps)
     curve_hits = np.zeros(horizon)
     for i in range(0, len(x), batch_size):
@@ -92,8 +94,9 @@ def evaluate_level(model, task, x, y, max_steps: int, halting="act", batch_size:
         res["best_fixed_accuracy"] = float(curve_hits.max() / n)
     res["amp"] = amp
     res["steps_per_sample"] = steps.long().tolist()
+    difficulty = task.sample_difficulty(x, y)
     if difficulty is not None:
-        res["difficulty_per_sample"] = [float(v) for v in difficulty(x, y)]
+        res["difficulty_per_sample"] = [float(v) for v in difficulty]
     return res
 
 
@@ -150,9 +153,9 @@ def compare_policies(model, task, x, y, max_steps: int, policies, batch_size: in
             "hit_cap": int((s >= max_steps).sum()), "steps_per_sample": s.tolist(),
             "fixed_steps_to_match": k_match,
             "compute_vs_fixed": float(s.float().mean()) / k_match if k_match else None}
-    difficulty = getattr(task, "sample_difficulty", None)
+    difficulty = task.sample_difficulty(x, y)
     if difficulty is not None:
-        res["difficulty_per_sample"] = [float(v) for v in difficulty(x, y)]
+        res["difficulty_per_sample"] = [float(v) for v in difficulty]
     return res
 
 
@@ -182,7 +185,7 @@ def compare(model, task, levels, n: int, max_steps: int | dict, policies, seed: 
         if all("difficulty_per_sample" in r for r in results.values()):
             diff = np.concatenate([r["difficulty_per_sample"] for r in results.values()])
             out.setdefault("spearman_steps_vs_sample_difficulty", {})[name] = spearman(diff, steps)
-            out["sample_difficulty"] = getattr(task, "sample_difficulty_name", "difficulty")
+            out["sample_difficulty"] = task.sample_difficulty_name
     return out
 
 
@@ -190,8 +193,7 @@ def default_step_cap(task, level, train_steps: int) -> int:
     """The iteration cap when none is given: the task's rule for the level (:meth:`step_cap`, e.g. growing
     with a maze's cell count), never below 4x the training steps. A cap must not pass for a model's limit,
     so every result also reports how many samples hit it (``hit_cap``)."""
-    rule = getattr(task, "step_cap", None)
-    return max(4 * int(train_steps), int(rule(level, train_steps)) if rule else 0)
+    return max(4 * int(train_steps), int(task.step_cap(level, train_steps)))
 
 
 def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", seed: int = 12345,
@@ -201,8 +203,8 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
     for level, x, y, m in _level_data(task, levels, n, seed, data, max_steps, "eval", progress):
         results[str(level)] = evaluate_level(model, task, x, y, m, halting, batch_size, device, curve, amp,
                                              curve_steps=curve_steps)
-        if data is None and hasattr(task, "canvas"):         # PathFinder: the canvas this level was drawn on
-            results[str(level)]["canvas"] = task.canvas(level)
+        if data is None:                 # e.g. PathFinder: the canvas this level was drawn on
+            results[str(level)].update(task.level_info(level))
     halting_name = resolve_policy(model, halting).name
     level_of_sample = np.concatenate([np.full(r["n"], float(k)) for k, r in results.items()])
     steps_of_sample = np.concatenate([np.repeat(np.arange(1, len(r["steps_hist"]) + 1), r["steps_hist"])
@@ -214,7 +216,7 @@ def evaluate(model, task, levels, n: int, max_steps: int | dict, halting="act", 
         extra["spearman_steps_vs_sample_difficulty"] = spearman(
             np.concatenate([r["difficulty_per_sample"] for r in results.values()]),
             np.concatenate([r["steps_per_sample"] for r in results.values()]))
-        extra["sample_difficulty"] = getattr(task, "sample_difficulty_name", "difficulty")
+        extra["sample_difficulty"] = task.sample_difficulty_name
     return {"schema": SCHEMA, "task": task.name, "halting": halting_name, "seed": seed,
             "max_steps": max_steps, "amp": resolve_amp(amp, device), "data": data, **extra, "levels": results}
 
@@ -244,6 +246,8 @@ def write_report(result: dict, out_dir, model=None, task=None, examples_level=No
     atomic_write_text(out_dir / "eval.json", json.dumps(result, indent=1))
     paths = [out_dir / "eval.json"]
     paths += plots.plot_eval(result, out_dir)
-    if model is not None and task is not None and hasattr(task, "plot_examples"):
-        paths.append(task.plot_examples(model, result, out_dir / "examples.png", level=examples_level, device=device))
+    if model is not None and task is not None:
+        png = task.plot_examples(model, result, out_dir / "examples.png", level=examples_level, device=device)
+        if png is not None:
+            paths.append(png)
     return paths

@@ -29,7 +29,14 @@ from .models import create_model
 from .runtime import autocast, is_channels_last, pick_device, resolve_amp, use_channels_last
 from .tasks import get_task
 
-CSV_FIELDS = ["step", "epoch", "loss", "lr", "val_acc", "val_steps", "seconds"]
+#: ``val_acc`` holds the task's validation score whatever it is (``Task.metric``: accuracy; MRI: SSIM),
+#: ``val_metric`` names it (last, so the columns before keep their places)
+CSV_FIELDS = ["step", "epoch", "loss", "lr", "val_acc", "val_steps", "seconds", "val_metric"]
+
+
+def metric_label(metric: str) -> str:
+    """How logs name a validation metric: ``acc`` for accuracy, else the metric's own name."""
+    return "acc" if metric == "accuracy" else metric
 
 
 def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, seconds: float = 0.0) -> float:
@@ -68,8 +75,8 @@ def compute_loss(cfg: TrainConfig, model, x, y, crit, step: int):
 
 def validate(cfg, task, model, x, y, device) -> tuple[float, float]:
     """Accuracy and mean steps on (x, y), with the halting the model is trained for (else fixed steps);
-    a task with its own ``validate`` (MRI: mean SSIM, iterations) answers instead."""
-    if hasattr(task, "validate"):
+    a task with its own ``validate`` hook (MRI: mean SSIM, iterations) answers instead."""
+    if task.validate is not None:
         res = task.validate(model, x, y, cfg, device)
         model.train()
         return res
@@ -116,7 +123,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by the number of processes ({world})")
     main = rank == 0
     amp = resolve_amp(cfg.amp, device)
-    task = get_task(cfg.task)
+    task = get_task(cfg.task, **cfg.data_kwargs)      # built once from the config's options
+    label = metric_label(task.metric)
     out_dir = Path(cfg.out_dir)
     ckpt_dir = out_dir / "checkpoint"
     if not resume and resolve_checkpoint(ckpt_dir) is not None:
@@ -125,7 +133,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if resume and read_trainer(ckpt_dir).get("config") != _resumable(cfg):
         raise CheckpointError(f"{ckpt_dir}: the checkpoint was made with a different config; resume with the same one")
     (x_train, y_train), (x_val, y_val) = task.datasets(cfg)
-    augment = getattr(task, "augment", None)     # train-time transform(x, generator=...) or None
+    augment = task.augment                       # train-time transform(x, generator=...) or None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -195,7 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * factor
         with autocast(amp, device):
-            if hasattr(task, "loss"):        # a task with its own objective (MRI reconstruction)
+            if task.loss is not None:        # a task with its own objective (MRI reconstruction)
                 loss = task.loss(net, x, y, cfg, step)
             else:
                 loss = compute_loss(cfg, net, x, y, task.criterion(x, cfg), step)
@@ -219,16 +227,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         end_of_epoch = end_of_epoch or out_of_time
         if done % cfg.log_every == 0 or end_of_epoch:
             row = {"step": done, "epoch": epoch, "loss": f"{loss.item():.6f}", "lr": f"{opt.param_groups[0]['lr']:.3e}",
-                   "val_acc": "", "val_steps": "", "seconds": f"{elapsed + time.perf_counter() - t0:.1f}"}
+                   "val_acc": "", "val_steps": "", "seconds": f"{elapsed + time.perf_counter() - t0:.1f}",
+                   "val_metric": ""}
             if main and end_of_epoch and ((epoch + 1) % cfg.eval_every == 0 or done == total or out_of_time):
                 acc, st = validate(cfg, task, model, x_val, y_val, device)
-                row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}")
-                say(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val acc {acc:.4f}  steps {st:.2f}")
+                row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}", val_metric=task.metric)
+                say(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val {label} {acc:.4f}  steps {st:.2f}")
             rows.append(row)
             if writer:
                 writer.add_scalar("train/loss", loss.item(), done)
                 if row["val_acc"]:
-                    writer.add_scalar("val/acc", float(row["val_acc"]), done)
+                    writer.add_scalar(f"val/{label}", float(row["val_acc"]), done)
                     writer.add_scalar("val/steps", float(row["val_steps"]), done)
         if done % cfg.ckpt_every == 0 or end_of_epoch:
             save(done)
@@ -247,7 +256,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         dist.barrier()
         dist.destroy_process_group()
     last = next((r for r in reversed(rows) if r["val_acc"]), {})
-    return {"steps": total, "val_acc": float(last.get("val_acc", "nan") or "nan"),
+    return {"steps": total, "metric": task.metric, "val_acc": float(last.get("val_acc", "nan") or "nan"),
             "val_steps": float(last.get("val_steps", "nan") or "nan"), "out_dir": str(out_dir)}
 
 

@@ -1,23 +1,27 @@
 """Tasks: one module per task (generator, dataset, metrics) plus the glue the trainer needs.
 
-A task object provides ``datasets(cfg) -> ((x_train, y_train), (x_val, y_val))`` as tensors,
-``criterion(x, cfg)`` returning ``crit(logits, target, reduce=True)`` and
-``correct(logits, target, x) -> (B,) bool``.
+Every task subclasses :class:`~convrnn.tasks.base.Task`, whose module docstring is the protocol the
+trainer, the evaluator and ``convrnn eval`` use (``datasets``, ``criterion``, ``correct``, ``eval_data``,
+optional ``loss`` / ``validate``, ...). A task is built once from the training config's ``data_kwargs``:
+``get_task(cfg.task, **cfg.data_kwargs)``.
 """
 from __future__ import annotations
 
 import importlib
 
+from .base import Task
+
+__all__ = ["TASKS", "Task", "get_task", "task_class"]
+
 TASKS = {"mazes": "convrnn.tasks.maze_task:MazeTask", "pathfinder": "convrnn.tasks.pathfinder_task:PathfinderTask",
          "classification": "convrnn.tasks.classification:ClassificationTask",
          "mri": "convrnn.tasks.mri_recon:MRITask"}
 # MRI data and operators (fastMRI format, phantoms, masks, FFTs, metrics) live in convrnn.mri (re-exported by
-# convrnn.tasks.mri), the trainer glue and evaluation in convrnn.tasks.mri_recon. A task may define loss(net, x, y, cfg, step) and
-# validate(model, x, y, cfg, device) -> (score, steps) to replace the classification-style defaults.
+# convrnn.tasks.mri), the trainer glue and evaluation in convrnn.tasks.mri_recon.
 
 
-def get_task(name: str, **options):
-    """The task object ``name``; ``options`` go to its constructor (e.g. ``preset=`` for PathFinder)."""
+def task_class(name: str) -> type[Task]:
+    """The task class ``name`` (its optional dependencies checked)."""
     from ..errors import require, unknown_name      # (imports torch: not needed by the data generators)
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
@@ -26,4 +30,10 @@ def get_task(name: str, **options):
         require("numba", "tasks")
     if name == "mri":
         require("h5py", "mri")
-    return getattr(importlib.import_module(module), cls)(**options)
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_task(name: str, **options) -> Task:
+    """The task object ``name`` built with ``options`` (a training config's ``data_kwargs``, e.g.
+    ``preset=`` for PathFinder); each task refuses options it does not know, naming the valid ones."""
+    return task_class(name)(**options)

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import Task, parse_levels
+
 __all__ = ["ClassificationDataError", "UnsafePickleError", "RestrictedUnpickler", "load_cifar",
            "load_image_folder", "load_digits", "RandomCrop", "RandomHorizontalFlip", "Normalize", "Compose",
            "ClassificationTask", "DATASETS", "IMAGE_EXTENSIONS"]
@@ -363,7 +365,7 @@ class Compose:
 
 # --------------------------------------------------------------------------- trainer glue
 
-class ClassificationTask:
+class ClassificationTask(Task):
     """Trainer/evaluator glue for image classification: images as float32 in [0, 1], integer labels,
     cross-entropy, accuracy per image.
 
@@ -372,8 +374,8 @@ class ClassificationTask:
     training, the test batch for validation) or ``folder`` (``root/train`` and ``root/val`` when both
     exist, otherwise one ImageFolder split like digits).  ``size`` resizes/upsamples (digits default
     to 16x16).  The split does not depend on the training seed, so evaluation always gets the
-    held-out images.  The trainer builds the task without options: the config's ``data_kwargs`` set
-    them (e.g. ``{"dataset": "cifar10", "size": 32}``) and its ``data`` the folder.  ``eval_data(level, ...)`` returns the validation images with Gaussian noise of
+    held-out images.  The trainer builds the task from the config's ``data_kwargs`` (e.g.
+    ``{"dataset": "cifar10", "size": 32}``); the config's ``data`` is the folder.  ``eval_data(level, ...)`` returns the validation images with Gaussian noise of
     standard deviation ``level`` (0: clean), clipped to [0, 1]; harder inputs for adaptive halting.
     ``augment`` is the train-time transform (random crop + flip for CIFAR, None otherwise) that
     :func:`convrnn.train.train` applies to every training batch with a generator seeded by
@@ -381,9 +383,13 @@ class ClassificationTask:
     """
 
     name = "classification"
+    OPTIONS = ("dataset", "root", "size", "labels", "val_fraction", "split_seed")
 
     def __init__(self, dataset: str = "digits", root=None, size=None, labels: str = "fine",
-                 val_fraction: float = 0.2, split_seed: int = 0):
+                 val_fraction: float = 0.2, split_seed: int = 0, **unknown):
+        if unknown:
+            from ..errors import check_keys
+            check_keys("classification data_kwargs", unknown, self.OPTIONS)
         if dataset not in DATASETS:
             from ..errors import unknown_name
             raise unknown_name("dataset", dataset, DATASETS)
@@ -451,26 +457,24 @@ class ClassificationTask:
                           align_corners=False)
         return t.round_().clamp_(0, 255).to(torch.uint8).numpy(), y
 
-    OPTIONS = ("dataset", "root", "size", "labels", "val_fraction", "split_seed")
+    def options(self) -> dict:
+        return {"dataset": self.dataset, "root": self.root, "size": self._size_arg, "labels": self.labels,
+                "val_fraction": self.val_fraction, "split_seed": self.split_seed}
 
     def datasets(self, cfg):
-        """Training and validation tensors; the config's ``data_kwargs`` may set any constructor option
-        (the trainer builds the task without options), ``data`` the folder."""
-        opts = dict(cfg.data_kwargs)
-        if opts:
-            from ..errors import check_keys
-            check_keys("classification data_kwargs", opts, self.OPTIONS)
-            mine = {"dataset": self.dataset, "root": self.root, "size": self._size_arg, "labels": self.labels,
-                    "val_fraction": self.val_fraction, "split_seed": self.split_seed}
-            self.__init__(**{**mine, **opts})
+        """Training and validation tensors (the config's ``data``: the folder); criterion and correct are
+        :class:`~convrnn.tasks.base.Task`'s (cross-entropy, argmax)."""
+        self.check_config(cfg)
         return self._load(cfg.data)
 
-    def criterion(self, x, cfg):
-        from ..losses import cross_entropy
-        return cross_entropy
+    @classmethod
+    def eval_levels(cls, args) -> list:
+        return parse_levels(args.noise, float)
 
-    def correct(self, logits, target, x):
-        return logits.argmax(1) == target
+    @classmethod
+    def eval_options(cls, args, run_config: dict) -> dict:
+        """The training run's dataset options."""
+        return dict(run_config.get("data_kwargs", {}))
 
     def eval_data(self, level, n, seed, data=None):
         """The first ``n`` validation images, plus N(0, level^2) noise (seeded by ``seed``) when level > 0."""

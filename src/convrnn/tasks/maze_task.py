@@ -4,26 +4,45 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Task, parse_levels
 from .mazes import cells_per_side, family_options, generate_mazes, generate_mixture, load_mazes, maze_accuracy, wall_mask
 
 
-class MazeTask:
+class MazeTask(Task):
     """Trainer/evaluator glue for mazes: data, masked loss, whole-maze accuracy, example plots.
 
     ``family`` (a key of :data:`FAMILIES`) picks the mazes :meth:`eval_data` makes (default ``dfs``).
-    A training config's ``data_kwargs`` either passes generator options through (``algorithm``,
-    ``start_dead_end``, ``cycles``, ``unique_path``) or asks for a mixture: ``families`` (a list of
-    family names) and/or ``sizes`` (a list of maze sizes, padded to the largest; default
+    The training options (the config's ``data_kwargs``) either pass generator options through
+    (``algorithm``, ``start_dead_end``, ``cycles``, ``unique_path``) or ask for a mixture: ``families``
+    (a list of family names) and/or ``sizes`` (a list of maze sizes, padded to the largest; default
     ``[train_size]``); validation is drawn from the same mixture.
     """
 
     name = "mazes"
     GENERATOR_OPTIONS = ("algorithm", "start_dead_end", "cycles", "unique_path")
     MIXTURE_OPTIONS = ("families", "sizes")
+    OPTIONS = ("family",) + GENERATOR_OPTIONS + MIXTURE_OPTIONS
 
-    def __init__(self, family: str = "dfs"):
+    def __init__(self, family: str = "dfs", **data_kwargs):
         family_options(family)
         self.family = family
+        opts = dict(data_kwargs)
+        unknown = set(opts) - set(self.GENERATOR_OPTIONS) - set(self.MIXTURE_OPTIONS)
+        if unknown:
+            raise ValueError(f"mazes data_kwargs: unknown key(s) {sorted(unknown)}; valid: "
+                             f"{', '.join(self.GENERATOR_OPTIONS + self.MIXTURE_OPTIONS)} (and family, for eval)")
+        if set(opts) & set(self.MIXTURE_OPTIONS):
+            if set(opts) & set(self.GENERATOR_OPTIONS):
+                raise ValueError("mazes data_kwargs: give either a mixture (families, sizes) or generator options "
+                                 f"({', '.join(self.GENERATOR_OPTIONS)}), not both")
+            families, sizes = opts.get("families", ["dfs"]), opts.get("sizes", [])
+            if isinstance(families, str) or isinstance(sizes, (str, int)):
+                raise ValueError(f"mazes data_kwargs: families and sizes must be lists, got {families!r} and "
+                                 f"{sizes!r}")
+        self._data_kwargs = opts
+
+    def options(self) -> dict:
+        return {"family": self.family, **self._data_kwargs}
 
     sample_difficulty_name = "solution length"
 
@@ -39,28 +58,34 @@ class MazeTask:
         m = cells_per_side(int(size))
         return max(4 * int(train_steps), 2 * m * m)
 
-    def _train_data(self, cfg, n, size, seed):
-        opts = dict(cfg.data_kwargs)
-        unknown = set(opts) - set(self.GENERATOR_OPTIONS) - set(self.MIXTURE_OPTIONS)
-        if unknown:
-            raise ValueError(f"mazes data_kwargs: unknown key(s) {sorted(unknown)}; valid: "
-                             f"{', '.join(self.GENERATOR_OPTIONS + self.MIXTURE_OPTIONS)}")
+    def report_info(self) -> dict:
+        return {"family": self.family}
+
+    @classmethod
+    def eval_levels(cls, args) -> list:
+        return parse_levels(args.sizes)
+
+    @classmethod
+    def eval_options(cls, args, run_config: dict) -> dict:
+        return {"family": args.family}
+
+    def _train_data(self, n, size, seed):
+        opts = self._data_kwargs
         if not set(opts) & set(self.MIXTURE_OPTIONS):
             return generate_mazes(n, size, seed=seed, **opts)
-        if set(opts) & set(self.GENERATOR_OPTIONS):
-            raise ValueError("mazes data_kwargs: give either a mixture (families, sizes) or generator options "
-                             f"({', '.join(self.GENERATOR_OPTIONS)}), not both")
-        families, sizes = opts.get("families", ["dfs"]), opts.get("sizes", [size])
-        if isinstance(families, str) or isinstance(sizes, (str, int)):
-            raise ValueError(f"mazes data_kwargs: families and sizes must be lists, got {families!r} and {sizes!r}")
-        return generate_mixture(n, sizes, seed, families=families)
+        return generate_mixture(n, opts.get("sizes", [size]), seed, families=opts.get("families", ["dfs"]))
 
     def datasets(self, cfg):
+        if "family" in cfg.data_kwargs:        # eval's option: training takes a list of families
+            raise ValueError("mazes data_kwargs: unknown key(s) ['family']; valid: "
+                             f"{', '.join(self.GENERATOR_OPTIONS + self.MIXTURE_OPTIONS)} (train on one family with "
+                             "families: [name])")
+        self.check_config(cfg)
         if cfg.data:
             x, y = load_mazes(cfg.data)
         else:
-            x, y = self._train_data(cfg, cfg.n_train, cfg.train_size, cfg.seed)
-        xv, yv = self._train_data(cfg, cfg.n_val, cfg.val_size or cfg.train_size, cfg.seed + 1_000_003)
+            x, y = self._train_data(cfg.n_train, cfg.train_size, cfg.seed)
+        xv, yv = self._train_data(cfg.n_val, cfg.val_size or cfg.train_size, cfg.seed + 1_000_003)
         return self._tensors(x, y), self._tensors(xv, yv)
 
     @staticmethod

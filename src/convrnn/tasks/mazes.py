@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: the numba generator kernels, families, file I/O and metrics share one maze layout.
 """Maze data in the DeepThinking "easy-to-hard" layout: generator, on-disk I/O, metrics.
 
 Layout (Schwarzschild et al., 2021, "Can You Learn an Algorithm? Generalizing from Easy to

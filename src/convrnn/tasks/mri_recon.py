@@ -9,7 +9,8 @@ Cartesian mask per slice (acceleration chosen among ``data_kwargs.accelerations`
 ``[seed, step, i]``, so a resumed run sees the same masks), reconstructs, centre-crops the
 magnitude to the target size and minimises ``NMSE + ssim_weight * (1 - SSIM)``
 (:func:`convrnn.mri.metrics.nmse_ssim_loss`).  Validation uses fixed masks (alternating
-accelerations) and reports the mean per-slice SSIM in the ``val_acc`` column of ``metrics.csv``.
+accelerations) and reports the mean per-slice SSIM (``MRITask.metric``) in the ``val_acc`` column of
+``metrics.csv``, whose ``val_metric`` column says ``ssim``.
 
 Data: phantoms generated in memory (``data_kwargs``: ``size``, ``slices``, ``coils``;
 ``n_train``/``n_val`` count slices; training volumes from seed ``seed``, validation volumes from
@@ -44,6 +45,7 @@ from ..mri.h5 import MRIDataError, read_volume
 from ..mri.masks import MASK_KINDS, MASKS, make_mask
 from ..mri.metrics import center_crop, nmse, nmse_ssim_loss, psnr, ssim
 from ..mri.phantoms import _check_pos_int, phantom_volume, write_phantom_volumes
+from .base import Task
 
 DATA_KEYS = ("size", "slices", "coils", "accelerations", "mask_kind", "ssim_weight", "val_data")
 
@@ -122,42 +124,45 @@ def load_slices(path, limit: int):
     return _as_tensors(np.concatenate(ks)[:limit], np.concatenate(ts)[:limit])
 
 
-class MRITask:
-    """Trainer glue for MRI reconstruction (see the module docstring)."""
+class MRITask(Task):
+    """Trainer glue for MRI reconstruction (see the module docstring). Options (the config's
+    ``data_kwargs``): ``accelerations``, ``mask_kind``, ``ssim_weight``; phantoms' ``size``, ``slices``,
+    ``coils``; ``val_data`` (the validation folder with ``data: DIR``)."""
 
     name = "mri"
+    metric = "ssim"            # validation: mean per-slice SSIM (in metrics.csv's val_acc column)
 
-    def __init__(self, accelerations=("4x", "8x"), mask_kind: str = "random", ssim_weight: float = 1.0):
-        self._configure(accelerations, mask_kind, ssim_weight)
-
-    def _configure(self, accelerations, mask_kind, ssim_weight) -> None:
+    def __init__(self, accelerations=("4x", "8x"), mask_kind: str = "random", ssim_weight: float = 1.0,
+                 size: int = 64, slices: int = 16, coils: int = 0, val_data=None, **unknown):
+        check_keys("mri data_kwargs", unknown, DATA_KEYS)
         accs = (accelerations,) if isinstance(accelerations, str) else tuple(accelerations)
         if not accs or any(a not in MASKS for a in accs):
             raise ValueError(f"mri: accelerations must be a non-empty list of {sorted(MASKS)}, got {list(accs)}")
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"mri: mask_kind must be one of {list(MASK_KINDS)}, got {mask_kind!r}")
+        if isinstance(ssim_weight, bool) or not isinstance(ssim_weight, (int, float)) or ssim_weight < 0:
+            raise ValueError(f"mri data_kwargs: ssim_weight must be a number >= 0, got {ssim_weight!r}")
+        self._accelerations_arg = accelerations
         self.accelerations, self.mask_kind, self.ssim_weight = accs, mask_kind, float(ssim_weight)
+        self.size, self.slices, self.coils, self.val_data = size, slices, coils, val_data
+
+    def options(self) -> dict:
+        return {"accelerations": self._accelerations_arg, "mask_kind": self.mask_kind, "ssim_weight": self.ssim_weight,
+                "size": self.size, "slices": self.slices, "coils": self.coils, "val_data": self.val_data}
 
     def datasets(self, cfg):
-        opts = dict(cfg.data_kwargs)
-        check_keys("mri data_kwargs", opts, DATA_KEYS)
+        self.check_config(cfg)
         if cfg.loss != "final":
             raise ValueError(f"mri: the objective is NMSE + ssim_weight * (1 - SSIM) of the final reconstruction; "
                              f"set loss=final (got loss={cfg.loss!r})")
-        weight = opts.get("ssim_weight", self.ssim_weight)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"mri data_kwargs: ssim_weight must be a number >= 0, got {weight!r}")
-        self._configure(opts.get("accelerations", self.accelerations), opts.get("mask_kind", self.mask_kind),
-                        opts.get("ssim_weight", self.ssim_weight))
         if cfg.data:
             train = load_slices(cfg.data, cfg.n_train)
-            if not opts.get("val_data"):
+            if not self.val_data:
                 raise ValueError("mri: with data=DIR also give data_kwargs.val_data=DIR (fastMRI's val folder)")
-            val = load_slices(opts["val_data"], cfg.n_val)
+            val = load_slices(self.val_data, cfg.n_val)
         else:
-            size, slices, coils = opts.get("size", 64), opts.get("slices", 16), opts.get("coils", 0)
-            train = _phantom_set(cfg.n_train, cfg.seed, size, slices, coils)
-            val = _phantom_set(cfg.n_val, cfg.seed + 1_000_003, size, slices, coils)
+            train = _phantom_set(cfg.n_train, cfg.seed, self.size, self.slices, self.coils)
+            val = _phantom_set(cfg.n_val, cfg.seed + 1_000_003, self.size, self.slices, self.coils)
         return train, val
 
     def masks(self, n: int, width: int, seed, fixed: bool = False, offset: int = 0) -> torch.Tensor:

@@ -1,3 +1,4 @@
+# Over 600 lines on purpose: one generator (numba kernels, presets, rendering) and its file formats.
 """PathFinder contour-integration data: generator, on-disk I/O (npz and LRA-style folders), CLI.
 
 Task (Linsley et al., 2018): an image holds two *target contours* plus *distractor* contours,

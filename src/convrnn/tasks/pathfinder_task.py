@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .base import Task, parse_levels
 from .pathfinder import PRESETS, generate_pathfinder, load_pathfinder
 
 TARGETS = ("label", "dense")
@@ -129,16 +130,20 @@ def _draw(n, length, preset, seed, dense: bool) -> dict:
     return d
 
 
-class PathfinderTask:
+class PathfinderTask(Task):
     """Images scaled to [0, 1] with one channel. ``preset`` picks the canvas (see
     :data:`~convrnn.tasks.pathfinder.PRESETS`), ``target`` the supervision (see the module docstring),
-    ``ink_weight`` the loss weight of inked pixels with the dense target. The training config's
-    ``data_kwargs`` may set all three."""
+    ``ink_weight`` the loss weight of inked pixels with the dense target, ``vary`` the training
+    variations (:data:`VARIATIONS`). The training config's ``data_kwargs`` set them."""
 
     name = "pathfinder"
     OPTIONS = ("preset", "target", "ink_weight", "vary")
 
-    def __init__(self, preset: str = "lra32", target: str = "label", ink_weight: float = 4.0, vary: bool = False):
+    def __init__(self, preset: str = "lra32", target: str = "label", ink_weight: float = 4.0, vary: bool = False,
+                 **unknown):
+        if unknown:
+            raise ValueError(f"pathfinder data_kwargs: unknown key(s) {sorted(unknown)}; valid: "
+                             f"{', '.join(self.OPTIONS)}")
         if preset not in PRESETS:
             raise ValueError(f"unknown PathFinder preset {preset!r}; valid: {', '.join(PRESETS)}")
         if target not in TARGETS:
@@ -148,6 +153,9 @@ class PathfinderTask:
         if not isinstance(vary, bool):
             raise ValueError(f"PathFinder vary must be true or false, got {vary!r}")
         self.preset, self.target, self.ink_weight, self.vary = preset, target, float(ink_weight), vary
+
+    def options(self) -> dict:
+        return {k: getattr(self, k) for k in self.OPTIONS}
 
     @staticmethod
     def step_cap(length, train_steps) -> int:
@@ -162,6 +170,19 @@ class PathfinderTask:
             if top is None or int(length) <= top:
                 return name
         raise AssertionError("unreachable: every ladder ends with an open canvas")
+
+    def level_info(self, length) -> dict:
+        return {"canvas": self.canvas(length)}
+
+    @classmethod
+    def eval_levels(cls, args) -> list:
+        return parse_levels(args.lengths)
+
+    @classmethod
+    def eval_options(cls, args, run_config: dict) -> dict:
+        """The canvas preset: ``--preset``, else the training run's."""
+        preset = args.preset or run_config.get("data_kwargs", {}).get("preset")
+        return {"preset": preset} if preset else {}
 
     def _generate(self, n, length, seed, dense: bool = False, vary: bool = False):
         """Images, labels, markers (and ``dense3``); with ``vary`` in chunks of :data:`VARY_CHUNK`, each
@@ -187,33 +208,24 @@ class PathfinderTask:
             return x, torch.from_numpy(data["dense3"].astype(np.int64))
         return x, torch.from_numpy(np.asarray(data["labels"], dtype=np.int64))
 
-    def _options(self, cfg) -> "PathfinderTask":
-        opts = dict(cfg.data_kwargs)
-        unknown = set(opts) - set(self.OPTIONS)
-        if unknown:
-            raise ValueError(f"pathfinder data_kwargs: unknown key(s) {sorted(unknown)}; valid: "
-                             f"{', '.join(self.OPTIONS)}")
-        return PathfinderTask(**{k: getattr(self, k) for k in self.OPTIONS} | opts)
-
     def datasets(self, cfg):
-        task = self._options(cfg)
+        self.check_config(cfg)
         if cfg.data:
-            if task.target == "dense":
+            if self.target == "dense":
                 raise ValueError("pathfinder target=dense needs contour ids, which only generated data has; "
                                  "train with target=label on a data folder")
             train = load_pathfinder(cfg.data)
         else:
-            train = task._generate(cfg.n_train, cfg.train_size, cfg.seed, dense=task.target == "dense", vary=task.vary)
-        val = task._generate(cfg.n_val, cfg.val_size or cfg.train_size, cfg.seed + 1_000_003)   # labels: scored
-        return task._tensors(train), task._tensors(val)
+            train = self._generate(cfg.n_train, cfg.train_size, cfg.seed, dense=self.target == "dense", vary=self.vary)
+        val = self._generate(cfg.n_val, cfg.val_size or cfg.train_size, cfg.seed + 1_000_003)   # labels: scored
+        return self._tensors(train), self._tensors(val)
 
     def criterion(self, x, cfg):
         from ..losses import cross_entropy
-        task = self._options(cfg)
-        if task.target == "label":
+        if self.target == "label":
             return cross_entropy
 
-        weight = 1.0 + (task.ink_weight - 1.0) * (x[:, 0] > 0).float()       # ink pixels x ink_weight
+        weight = 1.0 + (self.ink_weight - 1.0) * (x[:, 0] > 0).float()       # ink pixels x ink_weight
 
         def crit(logits, target, reduce=True):
             return cross_entropy(logits, target, reduce=reduce, weight_mask=weight)
