@@ -28,7 +28,7 @@ from .runtime import pick_device, resolve_amp, use_channels_last
 from .tasks.maze_task import MazeTask
 
 MODEL = "adrnn_mazes"
-FULL = [(9, 100), (13, 60), (19, 32), (25, 16), (33, 12), (45, 4)]   # (maze size, number of mazes)
+FULL = [(9, 60), (13, 30), (19, 16), (25, 8), (33, 6)]   # (maze size, number of mazes)
 QUICK = [(9, 6), (13, 3)]
 PF_MODEL = "adrnn_pathfinder"
 PF_FULL, PF_QUICK = (9, 14, 18, 21, 24), (9, 14)   # contour lengths (21 and 24 on the 48 px canvas)

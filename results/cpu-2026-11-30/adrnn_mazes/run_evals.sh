@@ -15,9 +15,9 @@ cmp() {  # family
 ( cmp wilson; cmp cycles ) &
 wait
 # 59x59 easy-to-hard mazes: learned halting alone (a shrinking batch), the default cap (2 x 900 cells)
-convrnn eval "$MODEL" --task mazes --family dfs --sizes 59 --n 30 --no-curves --batch-size 30 --no-progress \
+convrnn eval "$MODEL" --task mazes --family dfs --sizes 59 --n 20 --no-curves --batch-size 20 --no-progress \
   --out "$OUT/dfs_59" > "$OUT/dfs_59.log" 2>&1 &
-convrnn eval "$MODEL" --task mazes --family dfs --sizes 59 --n 30 --no-curves --batch-size 30 --no-progress \
+convrnn eval "$MODEL" --task mazes --family dfs --sizes 59 --n 20 --no-curves --batch-size 20 --no-progress \
   --halting stable --out "$OUT/dfs_59_stable" > "$OUT/dfs_59_stable.log" 2>&1 &
 wait
 echo "59: done" >> "$OUT/status.txt"
