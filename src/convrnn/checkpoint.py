@@ -78,11 +78,23 @@ def load_model(path, map_location="cpu"):
     return model.to(map_location)
 
 
+def check_finite_tensors(tensors: dict, path) -> None:
+    """Refuse weights holding NaN or inf, naming the first such tensor and how many values are bad."""
+    for k, v in tensors.items():
+        if isinstance(v, torch.Tensor) and (v.is_floating_point() or v.is_complex()):
+            bad = int((~torch.isfinite(v)).sum())
+            if bad:
+                raise CheckpointError(f"{path}: tensor {k!r} has {bad} non-finite values (NaN/inf) of {v.numel()}; "
+                                      "the weights are corrupt or come from a diverged run")
+
+
 def _load_state(model, tensors, path):
+    check_finite_tensors(tensors, path)
     try:
         missing, unexpected = model.load_state_dict(tensors, strict=False)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the model: {str(e).splitlines()[0]}") from None
+    except RuntimeError as e:       # every size mismatch, with the tensor names and shapes, on one line
+        detail = "; ".join(ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()) or str(e).strip()
+        raise CheckpointError(f"{path}: weights do not fit the model: {detail}") from None
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
 

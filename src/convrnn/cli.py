@@ -19,7 +19,22 @@ def cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _check_out(out, force: bool) -> None:
+    """``--out`` must name something, and replace an existing file or non-empty folder only with --force."""
+    from pathlib import Path
+    if not str(out).strip():
+        raise ValueError("--out is empty: expected a file or folder path")
+    p = Path(out)
+    if force or not p.exists():
+        return
+    if p.is_dir() and not any(p.iterdir()):
+        return
+    kind = "folder is not empty" if p.is_dir() else "file exists"
+    raise FileExistsError(f"--out {p}: the {kind}; pass --force to replace its data, or choose another --out")
+
+
 def cmd_data(args) -> int:
+    _check_out(args.out, args.force)
     if args.task == "mazes":
         from .tasks.mazes import family_options, image_side, write_mazes
         opts = dict(algorithm=args.algorithm, start_dead_end=not args.start_anywhere, cycles=args.cycles,
@@ -73,6 +88,8 @@ def cmd_eval(args) -> int:
         raise ValueError(f"--task {args.task} evaluates one checkpoint, got {len(args.checkpoint)} "
                          "(several are for --task mri)")
     args.checkpoint = args.checkpoint[0]
+    if _run_config(args.checkpoint).get("task") == "mri":
+        raise ValueError(f"{args.checkpoint}: this is an MRI model; use --task mri")
     args.n = 100 if args.n is None else args.n
     cls = task_class(args.task)
     levels = cls.eval_levels(args)               # each task reads its own options (--sizes, --lengths, --noise)
@@ -82,6 +99,9 @@ def cmd_eval(args) -> int:
         model = convrnn.create_model(args.checkpoint, pretrained=True)
     else:
         model = load_model(args.checkpoint)
+    if type(model).__name__ in ("PCRNN", "UNet"):
+        raise ValueError(f"{args.checkpoint}: this is an MRI model; use --task mri (a {type(model).__name__})")
+    model.register_forward_hook(_refuse_non_finite)      # a diverged model must not read as 0% accuracy
     args.halting = args.halting or _default_halting(args.checkpoint, model)
     resolve_policy(model, args.halting)          # a bad name fails here, before any data is made
     model = use_channels_last(model.to(device), "auto", device)    # 1.3x on the CPU for ungated cells
@@ -189,6 +209,16 @@ def cmd_eval_mri(args) -> int:
     print(report_table(result), end="")
     print("wrote", ", ".join(str(p) for p in paths))
     return 0
+
+
+def _refuse_non_finite(module, inputs, out) -> None:
+    """Forward hook of ``convrnn eval``: raise on NaN/inf in the model's answer."""
+    import torch
+    y = getattr(out, "output", out)
+    if isinstance(y, torch.Tensor) and y.is_floating_point() and not bool(torch.isfinite(y).all()):
+        bad = int((~torch.isfinite(y)).sum())
+        raise FloatingPointError(f"the model's output holds {bad} non-finite values (NaN/inf) of {y.numel()}; "
+                                 "the weights diverged or overflow at this input (try --amp none)")
 
 
 def _run_config(checkpoint) -> dict:
@@ -335,14 +365,24 @@ def _predictivity_inputs(args):
         raise ValueError(f"--responses {p}: expected a .npy file or a .npz file with keys 'responses' [and 'images']")
     images = None
     if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as z:
-            if "responses" not in z:
-                raise ValueError(f"{p}: expected a key 'responses' {shapes} (and optional 'images' (stimuli, C, H, W)); "
-                                 f"found keys {sorted(z.files)}")
-            resp = z["responses"]
-            images = z["images"] if "images" in z else None
+        from .fileio import check_npz_file
+        check_npz_file(p)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "responses" not in z:
+                    raise ValueError(f"{p}: expected a key 'responses' {shapes} (and optional 'images' (stimuli, C, "
+                                     f"H, W)); found keys {sorted(z.files)}")
+                resp = z["responses"]
+                images = z["images"] if "images" in z else None
+        except ValueError as e:
+            raise ValueError(str(e) if str(p) in str(e) else f"{p}: {e}") from None
     else:
-        resp = np.load(p, allow_pickle=False)
+        from .fileio import check_npy_file
+        check_npy_file(p)
+        try:
+            resp = np.load(p, allow_pickle=False)
+        except ValueError as e:           # e.g. numpy's allow_pickle hint for an object array
+            raise ValueError(f"{p}: {e}") from None
     if resp.ndim not in (3, 4):
         raise ValueError(f"{p}: responses: expected shape {shapes}, got {resp.shape}")
     s = resp.shape[-3]
@@ -477,6 +517,7 @@ def _add_analyze_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convrnn", description="Convolutional recurrent networks for vision.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of every error")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list registered cells and models").set_defaults(fn=cmd_list)
 
@@ -496,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--n", type=int, required=True, help="number of mazes")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", required=True, help="a folder (inputs.npy + solutions.npy) or a .npz file")
+    m.add_argument("--force", action="store_true", help="replace the data of an existing --out")
     m.add_argument("--algorithm", default="dfs", choices=["dfs", "wilson"])
     m.add_argument("--start-anywhere", action="store_true", help="start cell need not be a dead end")
     m.add_argument("--cycles", type=float, default=0.0, help="percolation: chance to open each remaining wall")
@@ -511,12 +553,14 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("-n", "--n", type=int, required=True, help="number of images")
     pf.add_argument("--seed", type=int, default=0)
     pf.add_argument("--out", required=True, help="a .npz file or a folder (LRA layout: imgs/ + metadata/)")
+    pf.add_argument("--force", action="store_true", help="replace the data of an existing --out")
     pf.add_argument("--format", default=None, choices=["npz", "lra"], help="default: npz for *.npz, else lra")
     pf.add_argument("--dense", action="store_true", help="also store the dense target (npz only)")
     pf.add_argument("--batch-size", type=int, default=1000, help="images per LRA batch folder")
     mr = gs.add_parser("mri", help="phantom MRI volumes written in the fastMRI h5 layout")
     mr.add_argument("--n-volumes", type=int, required=True)
     mr.add_argument("--out", required=True, help="output folder (one .h5 file per volume)")
+    mr.add_argument("--force", action="store_true", help="replace the data of an existing --out")
     mr.add_argument("--slices", type=int, default=16)
     mr.add_argument("--size", type=int, default=128, help="image side in pixels")
     mr.add_argument("--coils", type=int, default=0, help="0 = single-coil, N = N-coil with smooth coil maps")
@@ -570,7 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--amp", default="none", choices=["auto", "none", "bf16"],
                    help="bf16 autocast (auto: where the CPU/GPU runs bf16 natively); default fp32, whose halting "
                         "steps are reproducible")
-    e.add_argument("--out", default="eval-out")
+    e.add_argument("--out", default="eval-out", help="report folder; a previous report there is replaced "
+                   "(default: %(default)s)")
     e.add_argument("--no-curves", action="store_true", help="skip accuracy-vs-step curves (faster)")
     e.add_argument("--compare", default=None, help="comma-separated halting policies to run side by side with every "
                    "fixed step count on one pass, e.g. learned,stable (reports each one's accuracy, steps, the fixed "
@@ -586,12 +631,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if not isinstance(e, MemoryError) else f"out of memory ({text}); try a smaller --batch-size or --n"
+
+
+def _expected_errors() -> tuple:
+    """What a user's input or machine can cause: shown as one line. Anything else is a bug: traceback."""
+    errors = [ValueError, OSError, FloatingPointError, ImportError, MemoryError]
+    try:
+        from PIL import Image
+        errors.append(Image.DecompressionBombError)
+    except ImportError:  # pragma: no cover - Pillow is optional
+        pass
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if "--debug" in extra:         # also accepted after the command's name
+        args.debug, extra = True, [a for a in extra if a != "--debug"]
+    if extra:          # key=value overrides may follow options: convrnn train cfg --resume epochs=3
+        if getattr(args, "command", None) == "train" and all("=" in a and not a.startswith("-") for a in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.fn(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as e:  # user errors: one line
-        print(f"convrnn {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"convrnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _expected_errors() as e:  # user errors, the library's own (ValueError/OSError subclasses): one line
+        if args.debug:
+            raise
+        print(f"convrnn {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -2,14 +2,36 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from .errors import DictConfig, check_positive_int
+from .errors import DictConfig, check_positive_int, short_repr
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+#: the most values (counted with repeats, so a YAML alias bomb counts in full) a config may hold
+MAX_CONFIG_ITEMS = 10_000
+
+
+def check_size(what: str, data, limit: int = MAX_CONFIG_ITEMS) -> None:
+    """Refuse nested lists/dicts holding more than ``limit`` values, counting a shared (aliased)
+    object each time it appears; stops counting at the limit, so a billion-laughs alias bomb is
+    refused at once instead of being expanded."""
+    count, stack = 0, [data]
+    while stack:
+        v = stack.pop()
+        count += 1
+        if count > limit:
+            raise ValueError(f"{what}: more than {limit} values (nested lists/maps, aliases counted in full); "
+                             "expected a small config")
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
 
 
 @dataclass
@@ -79,17 +101,37 @@ class TrainConfig(DictConfig):
             if f.type in ("float", "float | None") and v is not None and not isinstance(v, bool):
                 try:
                     setattr(self, f.name, float(v))
-                except (TypeError, ValueError):
-                    raise ValueError(f"training config: {f.name} must be a number, got {v!r}") from None
+                except (TypeError, ValueError, OverflowError):
+                    raise ValueError(f"training config: {f.name} must be a number, got {short_repr(v)}") from None
+                if not math.isfinite(getattr(self, f.name)):
+                    raise ValueError(f"training config: {f.name} must be a finite number, got {short_repr(v)}")
+        for k in ("model_kwargs", "data_kwargs"):
+            v = getattr(self, k)
+            if not isinstance(v, dict):
+                raise ValueError(f"training config: {k} must be a mapping, got {type(v).__name__}")
+            check_size(f"training config: {k}", v)
         choices = {"loss": ("final", "all_steps", "progressive", "act", "ponder"), "amp": ("auto", "none", "bf16"),
                    "schedule": ("cosine", "constant"), "device": ("auto", "cpu", "cuda")}
         for k, allowed in choices.items():
             if getattr(self, k) not in allowed:
-                raise ValueError(f"training config: {k} must be one of {', '.join(allowed)}, got {getattr(self, k)!r}")
+                raise ValueError(f"training config: {k} must be one of {', '.join(allowed)}, "
+                                 f"got {short_repr(getattr(self, k))}")
         if self.channels_last not in (True, False, "auto"):
-            raise ValueError(f"training config: channels_last must be true, false or auto, got {self.channels_last!r}")
-        for k in ("epochs", "batch_size", "steps", "n_train", "ckpt_every", "log_every"):
+            raise ValueError("training config: channels_last must be true, false or auto, "
+                             f"got {short_repr(self.channels_last)}")
+        for k in ("epochs", "batch_size", "steps", "n_train", "n_val", "ckpt_every", "log_every", "eval_every"):
             check_positive_int(f"training config: {k}", getattr(self, k))
+        for k in ("tbptt", "num_threads"):
+            if getattr(self, k) is not None:
+                check_positive_int(f"training config: {k} (or null)", getattr(self, k))
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"training config: time_limit must be > 0 seconds (or null), got {self.time_limit!r}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"training config: warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        for k in ("val_size", "init", "data"):
+            v = getattr(self, k)
+            if v is not None and not isinstance(v, (int, str)) or isinstance(v, bool):
+                raise ValueError(f"training config: {k} must be a scalar (or null), got {type(v).__name__}")
 
 
 def _parse_value(text: str):
@@ -125,11 +167,17 @@ def load_yaml(path: str | None, overrides=(), what: str = "config") -> dict:
             raise ValueError(f"{p}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{p}: expected a mapping of {what} keys, got {type(data).__name__}")
+        check_size(str(p), data)
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r}: expected key=value")
         key, value = item.split("=", 1)
-        set_dotted(data, key, _parse_value(value))
+        try:
+            parsed = _parse_value(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"override {item!r}: not a valid YAML value ({str(e).splitlines()[0]})") from None
+        check_size(f"override {key!r}", parsed)
+        set_dotted(data, key, parsed)
     return data
 
 

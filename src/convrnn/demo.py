@@ -1,8 +1,8 @@
 """``convrnn demo``: the bundled maze solver decides for itself how long to think.
 
 Generates fresh mazes of growing size (seeded) and solves them with the bundled ``adrnn_mazes``
-(trained on 9x9 mazes of four families) three ways: with its learned halting head (its default), with
-the hand-made ``stable`` rule (halt once the answer has not changed for 5 steps), and with the best
+(dtnet_mazes_w64, trained on 9x9 mazes, with a learned halting head) three ways: with its learned
+halting head (its default), with the hand-made ``stable`` rule (halt once the answer has not changed for 5 steps), and with the best
 single fixed step count for each size (an oracle read from the accuracy-vs-step curve). Then the
 PathFinder part. Prints tables and writes an HTML report with the plots. No download: the weights
 ship inside the package.
@@ -43,7 +43,7 @@ def run_demo(args) -> int:
     levels = QUICK if args.quick else FULL
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"convrnn demo: {MODEL} (trained on 9x9 mazes of four families) solving fresh easy-to-hard mazes; "
+    print(f"convrnn demo: {MODEL} (dtnet_mazes_w64, trained on 9x9 mazes, with a learned halting head) solving fresh easy-to-hard mazes; "
           "halting: its learned head vs 'stable' (patience 5) vs the best fixed step count")
     result = {"schema": SCHEMA, "task": "mazes", "mode": "compare", "halting": "compare", "policies": ["learned", "stable"],
               "seed": 2026,
@@ -130,7 +130,7 @@ Lengths 21 and 24 are drawn on a 48 px canvas with the same paddles (zero-shot).
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}img{{max-width:100%}}</style>
 <h1>convrnn demo: thinking longer on harder mazes</h1>
-<p>Model <code>{html.escape(result['model'])}</code>, trained on 9x9 mazes of four families, solves
+<p>Model <code>{html.escape(result['model'])}</code>, trained on 9x9 mazes only, solves
 fresh easy-to-hard mazes (seed {result['seed']}). Each maze halts when the model's learned halting head
 says its answer is done; for comparison the hand-made <code>stable</code> rule (halt once the answer has
 not changed for 5 steps) and the best single fixed step count for each size (an oracle). A maze counts as

@@ -45,10 +45,16 @@ def check_image(x: torch.Tensor, channels: int | None, what: str = "input", fini
         raise ValueError(f"{what}: contains NaN or inf values")
 
 
+def short_repr(v) -> str:
+    """``repr(v)`` cut to a few items and levels (a huge or aliased structure never expands in a message)."""
+    import reprlib
+    return reprlib.repr(v)
+
+
 def check_positive_int(what: str, v) -> int:
     """Require a positive int (not a bool); the error reads "<what> must be a positive int, got <v>"."""
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{what} must be a positive int, got {v!r}")
+        raise ValueError(f"{what} must be a positive int, got {short_repr(v)}")
     return v
 
 

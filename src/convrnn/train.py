@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (CheckpointError, init_from, load_training_state, read_trainer, resolve_checkpoint, save_model,
                          save_training_state)
-from .fileio import atomic_write_text
+from .fileio import RunLock, atomic_write_text
 from .config import TrainConfig
 from .evaluate import evaluate_level
 from .halting import ACT, PonderNet
@@ -45,7 +45,7 @@ def lr_factor(cfg: TrainConfig, step: int, total: int, steps_per_epoch: int, sec
     if cfg.time_limit:
         warm = min(warm, 0.1 * total)
     if warm > 0 and step < warm:
-        return (step + 1) / warm
+        return min(1.0, (step + 1) / warm)      # a warm-up shorter than one step must not multiply the lr
     if cfg.schedule == "constant":
         return 1.0
     progress = (step - warm) / max(1.0, total - warm)
@@ -112,7 +112,17 @@ def _init_distributed(device: torch.device):
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg``. Under ``torchrun --nproc_per_node N`` every process takes 1/N of each batch
     and DistributedDataParallel averages the gradients, so N processes follow the same trajectory as
-    one process on the whole batch; process 0 alone validates and writes files."""
+    one process on the whole batch; process 0 alone validates and writes files.
+
+    The run owns ``cfg.out_dir`` while it trains (:class:`convrnn.fileio.RunLock`): a second run
+    into the same folder is refused with :class:`convrnn.fileio.RunLockedError` naming the owner's pid."""
+    if int(os.environ.get("RANK", "0")) != 0:       # torchrun: process 0 alone owns the folder
+        return _train(cfg, resume, progress)
+    with RunLock(cfg.out_dir):
+        return _train(cfg, resume, progress)
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     rank, world, device = _init_distributed(pick_device(cfg.device))
@@ -133,6 +143,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if resume and read_trainer(ckpt_dir).get("config") != _resumable(cfg):
         raise CheckpointError(f"{ckpt_dir}: the checkpoint was made with a different config; resume with the same one")
     (x_train, y_train), (x_val, y_val) = task.datasets(cfg)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError(f"{cfg.task}: the {'training' if len(x_train) == 0 else 'validation'} set is empty "
+                         f"(n_train={cfg.n_train}, n_val={cfg.n_val}, data={cfg.data!r}); nothing to train on")
     augment = task.augment                       # train-time transform(x, generator=...) or None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -173,13 +186,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     writer = None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))
         writer = _tensorboard(cfg, out_dir)
 
     def save(step):
         if not main:
             return
         atomic_write_text(csv_path, _csv_text(rows))
+        atomic_write_text(out_dir / "config.json", json.dumps(cfg.to_dict(), indent=1))   # with its checkpoint
         save_training_state(ckpt_dir, model, opt, {"step": step, "seconds": elapsed + time.perf_counter() - t0,
                                                    "config": _resumable(cfg)})
 

@@ -38,10 +38,12 @@ def act_mazes(**kw):
 
 @register_model("adrnn_mazes")
 def adrnn_mazes(**kw):
-    """The bundled maze solver with learned halting (``pretrained=True``): DT-net with recall, width 64,
-    fine-tuned from ``dtnet_mazes_w64`` on a mixture of maze families (``convrnn train mazes_mix_cpu``), then a
-    halting head on answer dynamics fitted as a second stage (``convrnn fit-halting``), its default policy
-    ("learned"). Provenance: ``pretrained/adrnn_mazes.train.json``."""
+    """The bundled maze solver with learned halting (``pretrained=True``): the ``dtnet_mazes_w64`` backbone (DT-net
+    with recall, width 64, trained on 9x9 easy-to-hard mazes) with a halting head on answer dynamics fitted as a
+    second stage (``convrnn fit-halting --objective error --lambda-p 0.2``), its default policy ("learned").
+    Provenance: ``pretrained/adrnn_mazes.train.json``. Fine-tuning the backbone on a mixture of maze families
+    (config ``mazes_mix_cpu``) fixed small mazes of every family but lost the extrapolation to large ones, so it
+    is not the bundled backbone (RESULTS)."""
     return _build(dict(cell="residual", width=64, head="dense", recall=True, steps=30, dynamics_halting=True,
                        default_halting="learned"), kw)
 

@@ -62,18 +62,93 @@ def _latin1_encode(obj, encoding="latin1"):
     return obj.encode("latin-1")
 
 
-def _allowed_globals() -> dict:
+#: the most elements one pickled array may declare (CIFAR-100's train batch: 50,000 x 3072)
+MAX_PICKLED_ARRAY_ELEMENTS = 2**28
+
+
+class _NdarrayType:
+    """What the pickle gets for ``numpy.ndarray``: an argument for :func:`_safe_reconstruct` only.
+    Calling it (``ndarray(shape, dtype)`` makes an array of uninitialised memory) is refused."""
+
+    def __call__(self, *args, **kwargs):
+        raise UnsafePickleError("refused to call numpy.ndarray from the pickle (it allocates uninitialised memory); "
+                                "only numpy's array reconstruction may build arrays")
+
+
+_NDARRAY = _NdarrayType()
+
+
+class _CheckedArray(np.ndarray):
+    """An empty array whose ``__setstate__`` (the pickle's BUILD) checks the declared shape and dtype
+    against the bytes given before numpy allocates; turned into a plain ndarray after loading."""
+
+    def __setstate__(self, state):
+        try:
+            _, shape, dtype, _, raw = state
+            shape = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise pickle.UnpicklingError("malformed numpy array state in the pickle") from None
+        if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.kind not in "biuf":
+            raise UnsafePickleError(f"refused a numpy array of dtype {dtype!r} (only numeric arrays are allowed)")
+        count = 1
+        for d in shape:
+            if d < 0:
+                raise pickle.UnpicklingError(f"numpy array with a negative dimension {shape}")
+            count *= d
+        if count > MAX_PICKLED_ARRAY_ELEMENTS:
+            raise pickle.UnpicklingError(f"numpy array of shape {shape} declares {count} elements, over the limit "
+                                         f"of {MAX_PICKLED_ARRAY_ELEMENTS}")
+        if isinstance(raw, str):
+            raw = raw.encode("latin-1")
+        if not isinstance(raw, (bytes, bytearray)) or len(raw) != count * dtype.itemsize:
+            got = len(raw) if isinstance(raw, (bytes, bytearray)) else type(raw).__name__
+            raise pickle.UnpicklingError(f"numpy array of shape {shape} {dtype} needs {count * dtype.itemsize} "
+                                         f"bytes, the pickle holds {got}")
+        super().__setstate__(state)
+
+
+def _safe_reconstruct(subtype, shape, typecode):
+    """``numpy.core.multiarray._reconstruct`` as pickled arrays call it (``ndarray, (0,), b'b'``),
+    and nothing else: an empty array that :class:`_CheckedArray` fills."""
+    if subtype is not _NDARRAY or tuple(shape) != (0,):
+        raise UnsafePickleError(f"refused numpy _reconstruct({subtype!r}, {shape!r}, ...) (only plain ndarrays)")
+    return np.ndarray.__new__(_CheckedArray, (0,), np.uint8)
+
+
+def _safe_dtype(name, align=False, copy=True):
+    """``numpy.dtype`` for the numeric type codes arrays are pickled with (``'u1'``, ``'<f4'``...)."""
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    if not isinstance(name, str) or len(name) > 8:
+        raise UnsafePickleError(f"refused numpy.dtype({name!r}) (only numeric type codes are allowed)")
     try:
-        from numpy._core.multiarray import _reconstruct   # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
+        dt = np.dtype(name)
+    except TypeError:
+        raise pickle.UnpicklingError(f"unknown numpy dtype {name!r}") from None
+    if dt.hasobject or dt.kind not in "biuf":
+        raise UnsafePickleError(f"refused numpy.dtype({name!r}) (only numeric dtypes are allowed)")
+    return dt
+
+
+def _allowed_globals() -> dict:
     return {
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,    # what the Python 2 files name
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,   # the same, pickled by numpy >= 2
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,    # what the Python 2 files name
+        ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,   # the same, pickled by numpy >= 2
+        ("numpy", "ndarray"): _NDARRAY,           # an argument of _reconstruct only, never called
+        ("numpy", "dtype"): _safe_dtype,
         ("_codecs", "encode"): _latin1_encode,   # bytes re-saved by Python 3 at protocol 2 (a safe stand-in)
     }
+
+
+def _plain(obj):
+    """The loaded object with every :class:`_CheckedArray` turned into a plain ndarray."""
+    if isinstance(obj, _CheckedArray):
+        return obj.view(np.ndarray)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -82,8 +157,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     ``find_class`` admits numpy's array reconstruction (``numpy.core.multiarray._reconstruct`` and
     its numpy >= 2 name ``numpy._core.multiarray._reconstruct``), ``numpy.ndarray`` and
     ``numpy.dtype``, which is all the CIFAR files contain, plus ``_codecs.encode`` (how Python 3
-    writes bytes at protocol 2), served by a stand-in that can only latin-1-encode a string.  Any
-    other global raises :class:`UnsafePickleError` before it is looked up, so a payload never runs.
+    writes bytes at protocol 2), each served by a stand-in that admits only the calls those files
+    make: ``ndarray`` cannot be called (only passed to ``_reconstruct``), ``dtype`` takes numeric
+    type codes only, ``encode`` latin-1 strings only, and an array's declared shape and dtype are
+    checked against the bytes it holds (and a size cap) before numpy allocates.  Any other global
+    raises :class:`UnsafePickleError` before it is looked up, so a payload never runs.
     ``persistent_load`` is refused as well.
     """
 
@@ -103,6 +181,13 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         raise UnsafePickleError(f"{self.name}: refused a persistent id in the pickle")
 
+    def load(self):
+        try:
+            return _plain(super().load())
+        except UnsafePickleError as e:
+            msg = e.args[0]
+            raise UnsafePickleError(msg if msg.startswith(self.name) else f"{self.name}: {msg}") from None
+
 
 def _load_pickle(path: Path) -> dict:
     """A CIFAR pickle as a dict with str keys (the Python 2 byte-string keys decoded)."""
@@ -112,8 +197,8 @@ def _load_pickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             obj = RestrictedUnpickler(f, name=str(path)).load()
-    except UnsafePickleError:
-        raise
+    except UnsafePickleError as e:
+        raise UnsafePickleError(e.args[0] if str(path) in e.args[0] else f"{path}: {e.args[0]}") from None
     except Exception as e:   # truncated / corrupt: EOFError, UnpicklingError, ValueError, ...
         raise ClassificationDataError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):

@@ -71,6 +71,7 @@ import numpy as np
 from numba import njit
 
 from ..fileio import atomic_write as _atomic_write
+from ..fileio import check_npy_file, check_npz_file
 from .rng import GOLDEN as _GOLDEN
 from .rng import mix as _mix
 from .rng import randbelow as _randbelow
@@ -613,7 +614,27 @@ def _canonical(inputs: np.ndarray, solutions: np.ndarray, where: str) -> tuple[n
     solutions = _unit_values(solutions, where, "solutions")
     if n and (solutions & ~inputs.any(axis=1)).any():
         raise MazeDataError(f"{where}: solutions mark path pixels on walls of the inputs")
+    if n:
+        _check_endpoints(inputs, where)
     return np.ascontiguousarray(inputs), np.ascontiguousarray(solutions)
+
+
+def _check_endpoints(inputs: np.ndarray, where: str) -> None:
+    """Every maze must hold exactly one start (one solid green (0,1,0) block) and one end (one solid
+    red (1,0,0) block): a blank, doubled or scattered marker is a broken file, not a harder maze."""
+    r, g, b = inputs[:, 0] != 0, inputs[:, 1] != 0, inputs[:, 2] != 0
+    for name, mask in (("start (green)", ~r & g & ~b), ("end (red)", r & ~g & ~b)):
+        count = mask.sum(axis=(1, 2))
+        rows, cols = mask.any(axis=2), mask.any(axis=1)
+        H, W = mask.shape[1:]
+        r0, r1 = rows.argmax(1), H - 1 - rows[:, ::-1].argmax(1)
+        c0, c1 = cols.argmax(1), W - 1 - cols[:, ::-1].argmax(1)
+        bad = (count == 0) | ((r1 - r0 + 1) * (c1 - c0 + 1) != count)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what = "none" if count[i] == 0 else f"{int(count[i])} pixels that are not one solid block"
+            raise MazeDataError(f"{where}: maze {i} (and {int(bad.sum()) - 1} more) must have exactly one {name} "
+                                f"block, found {what}")
 
 
 def _unit_values(a: np.ndarray, where: str, name: str) -> np.ndarray:
@@ -709,6 +730,7 @@ def write_mazes(path, n: int, size: int, seed: int = 0, *, algorithm: str = "dfs
 def _load_npy(file: Path) -> np.ndarray:
     if not file.is_file():
         raise MazeDataError(f"{file}: missing file (expected a .npy array)")
+    check_npy_file(file, MazeDataError)       # declared size vs the file and the cap, before allocating
     try:
         arr = np.load(file, allow_pickle=False)
     except Exception as exc:  # truncated header/data, pickled object arrays, garbage bytes
@@ -746,6 +768,7 @@ def load_mazes(path) -> tuple[np.ndarray, np.ndarray]:
             )
         return _validate(pairs[:, 0], pairs[:, 1], str(path))
     if path.suffix == ".npz":
+        check_npz_file(path, MazeDataError)   # declared sizes vs the archive and the cap, before allocating
         try:
             z = np.load(path, allow_pickle=False)
         except Exception as exc:  # BadZipFile, truncated archive, garbage bytes

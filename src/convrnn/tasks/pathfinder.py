@@ -68,6 +68,7 @@ import numpy as np
 from numba import njit
 
 from ..fileio import atomic_write as _atomic_write
+from ..fileio import check_npz_file
 from .rng import GOLDEN as _GOLDEN
 from .rng import mix as _mix
 from .rng import uniform as _unif
@@ -816,7 +817,8 @@ def _load_lra(path: Path) -> dict:
                     if im.mode != "L":
                         im = im.convert("L")
                     arr = np.asarray(im, dtype=np.uint8)
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                    Image.DecompressionBombError) as exc:        # a decompression bomb is no OSError
                 raise PathfinderDataError(f"{img_file}: corrupt or unreadable image ({type(exc).__name__}: {exc})") from None
             if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
                 raise PathfinderDataError(f"{img_file}: expected a square grayscale image, got shape {arr.shape}")
@@ -865,6 +867,7 @@ def load_pathfinder(path) -> dict:
         raise PathfinderDataError(f"{path}: not found (expected a .npz file or an LRA-style folder)")
     if path.suffix != ".npz":
         raise PathfinderDataError(f"{path}: unknown format (expected a .npz file or an LRA-style folder)")
+    check_npz_file(path, PathfinderDataError)   # declared sizes vs the archive and the cap, before allocating
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as exc:  # BadZipFile, truncated archive, garbage bytes
