@@ -343,3 +343,15 @@ def test_allow_pickle_hint_names_the_file(tmp_path):
         np.save(f, np.array([{}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="resp.npy"):
         _predictivity_inputs(argparse.Namespace(responses=str(p)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda h: h.Convergence(tol=float("nan")), lambda h: h.Convergence(tol=float("inf")),
+    lambda h: h.Convergence(tol=0.0), lambda h: h.ACT(eps=float("nan")),
+    lambda h: h.PonderNet(threshold=float("nan")), lambda h: h.Confidence(threshold=float("nan")),
+    lambda h: h.AnswerDynamics(threshold=float("nan"))])
+def test_halting_parameters_must_be_finite(make):
+    """A NaN tolerance or threshold would never (or always) halt: refused when the policy is built."""
+    import convrnn.halting as h
+    with pytest.raises(ValueError, match="must be"):
+        make(h)

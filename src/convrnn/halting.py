@@ -31,6 +31,7 @@ compute really drops as samples halt.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -162,8 +163,8 @@ class Convergence(HaltingPolicy):
     readout_every_step = False
 
     def __init__(self, tol: float = 1e-3, min_steps: int = 2):
-        if tol <= 0:
-            raise ValueError(f"Convergence: tol must be > 0, got {tol}")
+        if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
+            raise ValueError(f"Convergence: tol must be a finite number > 0, got {tol!r}")
         self.tol, self.min_steps = tol, max(2, min_steps)
 
     def step(self, n, idx, h, h_prev, y, logit, done):
