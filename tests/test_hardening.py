@@ -355,3 +355,33 @@ def test_halting_parameters_must_be_finite(make):
     import convrnn.halting as h
     with pytest.raises(ValueError, match="must be"):
         make(h)
+
+
+def test_cells_check_input_and_state_once_per_forward():
+    """A NaN input or state is refused by a cell called directly (with a state too), and by the models once
+    per forward; inside a model's own loop the cells do not scan again (finite_checks_off)."""
+    import torch
+
+    import convrnn
+    from convrnn.errors import finite_checks_off
+    nan = torch.full((1, 4, 6, 6), float("nan"))
+    for name in convrnn.list_cells():
+        cell = convrnn.create_cell(name, in_channels=4, hidden_channels=4)
+        x = torch.rand(1, 4, 6, 6)
+        _, state = cell(x)
+        with pytest.raises(ValueError, match="NaN or inf"):
+            cell(nan, state)                                    # input, with a state given
+        bad = convrnn.halting.map_state(state, lambda s: torch.full_like(s, float("nan")) if s.is_floating_point()
+                                        else s) if hasattr(convrnn.halting, "map_state") else None
+        if bad is not None:
+            with pytest.raises(ValueError, match="state: contains NaN"):
+                cell(x, bad)
+        with finite_checks_off():
+            cell(nan, state)                                    # the models' loops skip the scan
+    model = convrnn.create_model("dtnet_recall_mazes", width=4, steps=2)
+    out = model(torch.rand(1, 3, 12, 12), steps=2)
+    with pytest.raises(ValueError, match="state: contains NaN"):
+        model(torch.rand(1, 3, 12, 12), steps=2, state=torch.full_like(out.state, float("nan")))
+    seq = convrnn.ConvRNN("convgru", 3, 4)
+    with pytest.raises(ValueError, match="ConvRNN input: contains NaN"):
+        seq(torch.full((1, 2, 3, 6, 6), float("nan")))

@@ -5,6 +5,7 @@ input never fails deep inside torch with an unrelated message.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Iterable
 
@@ -43,6 +44,31 @@ def check_image(x: torch.Tensor, channels: int | None, what: str = "input", fini
                         "convert with x.float()")
     if finite and _CHECK_FINITE and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{what}: contains NaN or inf values")
+
+
+def check_finite_state(state, what: str) -> None:
+    """Require every floating tensor of ``state`` (a tensor or a tuple/list/dict of them) to be finite."""
+    if not _CHECK_FINITE or state is None or torch.compiler.is_compiling():
+        return
+    parts = state.values() if isinstance(state, dict) else (state,) if isinstance(state, torch.Tensor) else state
+    for s in parts:
+        if isinstance(s, torch.Tensor):
+            if s.is_floating_point() and not bool(torch.isfinite(s).all()):
+                raise ValueError(f"{what}: contains NaN or inf values")
+        elif isinstance(s, (tuple, list, dict)):
+            check_finite_state(s, what)
+
+
+@contextlib.contextmanager
+def finite_checks_off():
+    """Skip the NaN/inf scans inside a model's own recurrence: the model checked its input and state once
+    per forward, so the cells need not scan them again at every step (one device sync each)."""
+    global _CHECK_FINITE
+    old, _CHECK_FINITE = _CHECK_FINITE, False
+    try:
+        yield
+    finally:
+        _CHECK_FINITE = old
 
 
 def short_repr(v) -> str:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_image
+from ..errors import check_finite_state, check_image
 
 State = torch.Tensor | tuple[torch.Tensor, ...]
 #: what :meth:`ConvRNNCell.input_drive` returns: a tensor or a tuple of tensors, batch first
@@ -59,7 +59,8 @@ class ConvRNNCell(nn.Module):
         return zeros[0] if self.num_states == 1 else tuple(zeros)
 
     def _prepare(self, x: torch.Tensor, state: State | None) -> State:
-        check_image(x, self.in_channels, f"{type(self).__name__} input", finite=state is None)
+        check_image(x, self.in_channels, f"{type(self).__name__} input")
+        check_finite_state(state, f"{type(self).__name__} state")
         if state is None:
             return self.init_state(x)
         parts = (state,) if isinstance(state, torch.Tensor) else tuple(state)

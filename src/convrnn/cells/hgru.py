@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_image
+from ..errors import check_finite_state, check_image
 from ..registry import register_cell
 from .base import ConvRNNCell, conv
 
@@ -69,10 +69,10 @@ class HGRUCell(ConvRNNCell):
         return h, torch.zeros(B, dtype=torch.long, device=x.device)
 
     def _prepare(self, x, state):
+        check_image(x, self.in_channels, "HGRUCell input")
         if state is None:
-            check_image(x, self.in_channels, "HGRUCell input")
             return self.init_state(x)
-        check_image(x, self.in_channels, "HGRUCell input", finite=False)
+        check_finite_state(state, "HGRUCell state")
         h2, t = state
         if h2.shape[0] != x.shape[0] or h2.shape[-2:] != x.shape[-2:] or t.shape != (x.shape[0],):
             raise ValueError(f"HGRUCell: state shapes {tuple(h2.shape)}, {tuple(t.shape)} do not match input "

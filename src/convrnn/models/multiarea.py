@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
+from ..errors import DictConfig, check_image, check_keys, check_positive_int, finite_checks_off, unknown_name
 from ..halting import RecurrentOutput, run_recurrence
 from ..layers import AvgPoolHead, HaltingUnit, MaxPoolHead
 from ..registry import create_cell, get_cell_class, register_architecture, register_model
@@ -421,8 +421,9 @@ class MultiAreaNetwork(nn.Module):
                     flat.extend((s,) if isinstance(s, torch.Tensor) else s)
             return outs[r_index], tuple(flat)
 
-        return run_recurrence(step, self.readout, self.halting_unit, image, cfg.steps if steps is None else steps,
-                              halting, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
+        with finite_checks_off():            # the image was checked once above, not again at every step
+            return run_recurrence(step, self.readout, self.halting_unit, image, cfg.steps if steps is None else steps,
+                                  halting, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
 
 
 register_architecture(MultiAreaNetwork, MultiAreaConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)

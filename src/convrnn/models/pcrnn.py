@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from ..cells.base import conv
-from ..errors import DictConfig, check_image, check_keys, check_positive_int
+from ..errors import DictConfig, check_image, check_keys, check_positive_int, finite_checks_off
 from ..registry import create_cell, get_cell_class, register_architecture, register_model
 from ..mri.fft import apply_mask, data_consistency, ifft2c, rss
 
@@ -218,12 +218,13 @@ class PCRNN(nn.Module):
             scale = torch.ones((), dtype=x.dtype, device=x.device)
         x, yn = x / scale, y / scale
         outs, inter = [], [] if return_intermediates else None
-        for module, t in zip(self.levels, its):
-            keep = [] if return_intermediates else None
-            x = module(x, yn, mask, t, cfg.residual, keep)
-            outs.append(x)
-            if return_intermediates:
-                inter.append([z * scale for z in keep])
+        with finite_checks_off():            # k-space checked once above, not by the cells at every iteration
+            for module, t in zip(self.levels, its):
+                keep = [] if return_intermediates else None
+                x = module(x, yn, mask, t, cfg.residual, keep)
+                outs.append(x)
+                if return_intermediates:
+                    inter.append([z * scale for z in keep])
         final = self.final(torch.cat(outs, 1)) * scale
         image = data_consistency(final, y, mask)
         return PCRNNOutput(image=image, module_outputs=[o * scale for o in outs], intermediates=inter,

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import DictConfig, check_image, check_keys, check_positive_int, unknown_name
+from ..errors import (DictConfig, check_finite_state, check_image, check_keys, check_positive_int, finite_checks_off,
+                      unknown_name)
 from ..halting import AnswerDynamics, RecurrentOutput, get_policy, run_recurrence
 from ..layers import HEADS, DynamicsHaltingHead, HaltingUnit
 from ..registry import create_cell, get_cell_class, register_architecture
@@ -113,9 +114,12 @@ class RecurrentModel(nn.Module):
                 x, d = blank["x"], blank["d"]
             return self.cell(x, s, drive=d) if hoist else self.cell(x, s)
 
+        check_finite_state(state, "state")
         inp = (e, self.cell.input_drive(e) if hoist else None)
-        return run_recurrence(step, self.readout, self.halting_unit, inp, self.config.steps if steps is None else steps, halting,
-                              state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
+        with finite_checks_off():            # checked once above, not again by the cell at every step
+            return run_recurrence(step, self.readout, self.halting_unit, inp,
+                                  self.config.steps if steps is None else steps, halting, state=state,
+                                  return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
 
 
 register_architecture(RecurrentModel, RecurrentConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..cells.base import map_state
-from ..errors import check_positive_int
+from ..errors import check_finite_state, check_positive_int, finite_checks_off
 from ..registry import create_cell
 
 
@@ -61,6 +61,12 @@ class ConvRNN(nn.Module):
         if state is not None and (not isinstance(state, (list, tuple)) or len(state) != self.num_layers):
             raise ValueError(f"ConvRNN: state must be a list of {self.num_layers} per-layer states (as returned), "
                              f"got {type(state).__name__}")
+        check_finite_state(x, "ConvRNN input")
+        check_finite_state(state, "ConvRNN state")
+        with finite_checks_off():            # checked once here, not by the cells at every frame
+            return self._run(x, state)
+
+    def _run(self, x, state):
         B, T = x.shape[:2]
         last = []
         for i, cell in enumerate(self.layers):
