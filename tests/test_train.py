@@ -309,7 +309,7 @@ def test_removed_stop_after_steps_is_ignored_when_null_and_refused_when_set():
         load_config(None, ["stop_after_steps=7"])
 
 
-@pytest.mark.parametrize("name", ["mazes_cpu", "mazes_dtnet_gpu", "mazes_act", "mazes_mix_cpu", "mazes_mix_gpu"])
+@pytest.mark.parametrize("name", ["mazes_cpu", "mazes_dtnet_gpu", "mazes_act", "mazes_mix_cpu", "mazes_mix_gpu", "mazes_trees_cpu"])
 def test_bundled_configs_resolve_and_are_valid(name):
     cfg = load_config(name)
     assert cfg == load_config(str(CONFIG_DIR / f"{name}.yaml"))
