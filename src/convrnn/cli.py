@@ -262,16 +262,14 @@ def cmd_fit_halting(args) -> int:
     from .config import TrainConfig
     from .fileio import atomic_write_text
     from .halting_training import attach, fit_dynamics_halting, record_rollouts
-    from .tasks import get_task
+    from .tasks import get_task, task_class
     run = _run_config(args.checkpoint)
     if not run:
         raise ValueError(f"{args.checkpoint}: fit-halting needs a training run folder (model.safetensors + config.json)")
     model = load_model(args.checkpoint)
     feats, losses = [], []
     for level in _levels(args.levels):
-        data_kwargs = dict(run.get("data_kwargs", {}))
-        if "sizes" in data_kwargs:           # a maze mixture: its families, at this level's size only
-            data_kwargs["sizes"] = [level]
+        data_kwargs = task_class(run["task"]).options_at_level(run.get("data_kwargs", {}), level)
         task = get_task(run["task"], **data_kwargs)
         cfg = TrainConfig.from_dict({**run, "train_size": level, "n_train": args.n, "n_val": 1, "seed": args.seed,
                                      "data": None, "val_size": None, "data_kwargs": data_kwargs})

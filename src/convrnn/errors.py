@@ -42,8 +42,8 @@ def check_image(x: torch.Tensor, channels: int | None, what: str = "input", fini
     if not x.is_floating_point():
         raise TypeError(f"{what}: expected a floating-point tensor (float32/bfloat16/float16), got {x.dtype}; "
                         "convert with x.float()")
-    if finite and _CHECK_FINITE and not torch.compiler.is_compiling() and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{what}: contains NaN or inf values")
+    if finite:
+        check_finite_state(x, what)
 
 
 def check_finite_state(state, what: str) -> None:

@@ -119,6 +119,12 @@ class Task:
         """Extra fields for the result of a level evaluated on fresh samples."""
         return {}
 
+    @classmethod
+    def options_at_level(cls, data_kwargs: dict, level) -> dict:
+        """A training run's ``data_kwargs`` for data at one difficulty ``level`` only (``convrnn fit-halting``
+        rolls a run's data out level by level, with ``train_size = level``); by default unchanged."""
+        return dict(data_kwargs)
+
     def report_info(self) -> dict:
         """Extra fields for the whole evaluation result."""
         return {}

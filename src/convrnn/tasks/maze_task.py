@@ -69,6 +69,14 @@ class MazeTask(Task):
     def eval_options(cls, args, run_config: dict) -> dict:
         return {"family": args.family}
 
+    @classmethod
+    def options_at_level(cls, data_kwargs: dict, level) -> dict:
+        """A mixture keeps its families at this one size (its ``sizes`` would override ``train_size``)."""
+        opts = dict(data_kwargs)
+        if "sizes" in opts:
+            opts["sizes"] = [level]
+        return opts
+
     def _train_data(self, n, size, seed):
         opts = self._data_kwargs
         if not set(opts) & set(self.MIXTURE_OPTIONS):

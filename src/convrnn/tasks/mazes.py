@@ -259,11 +259,15 @@ def _percolate(g, G, p, st):
 
 
 @njit(cache=True)
-def _shortest_paths(g, G, s, e, dist, count, queue):
-    """The number of shortest paths from ``s`` to ``e``, saturated at 2."""
+def _bfs(g, G, s, e, parent, dist, count, queue, count_paths):
+    """Breadth-first search from ``s`` (neighbour order up, down, left, right); ``parent[v]`` is the pixel
+    that first reached ``v``.  With ``count_paths`` it searches the whole maze and returns the number of
+    shortest paths from ``s`` to ``e``, saturated at 2; otherwise it stops once ``e`` is reached (returns 0)."""
     for q in range(G * G):
+        parent[q] = -1
         dist[q] = -1
         count[q] = 0
+    parent[s] = s
     dist[s] = 0
     count[s] = 1
     queue[0] = s
@@ -272,52 +276,25 @@ def _shortest_paths(g, G, s, e, dist, count, queue):
     while head < tail:
         u = queue[head]
         head += 1
+        if u == e and not count_paths:
+            break
+        # open pixels never touch the grid's outer ring, so u +- 1, u +- G stay in range
         for v in (u - G, u + G, u - 1, u + 1):
             if g[v] == 1:
                 if dist[v] < 0:
                     dist[v] = dist[u] + 1
                     count[v] = count[u]
+                    parent[v] = u
                     queue[tail] = v
                     tail += 1
                 elif dist[v] == dist[u] + 1:
                     count[v] = min(2, count[v] + count[u])
-    return count[e]
+    return count[e] if count_paths else 0
 
 
 @njit(cache=True)
-def _bfs_path(g, G, s, e, path, queue, parent):
-    for q in range(G * G):
-        parent[q] = -1
-    parent[s] = s
-    queue[0] = s
-    head = 0
-    tail = 1
-    while head < tail:
-        u = queue[head]
-        head += 1
-        if u == e:
-            break
-        # open pixels never touch the grid's outer ring, so u +- 1, u +- G stay in range
-        v = u - G
-        if g[v] == 1 and parent[v] < 0:
-            parent[v] = u
-            queue[tail] = v
-            tail += 1
-        v = u + G
-        if g[v] == 1 and parent[v] < 0:
-            parent[v] = u
-            queue[tail] = v
-            tail += 1
-        v = u - 1
-        if g[v] == 1 and parent[v] < 0:
-            parent[v] = u
-            queue[tail] = v
-            tail += 1
-        v = u + 1
-        if g[v] == 1 and parent[v] < 0:
-            parent[v] = u
-            queue[tail] = v
-            tail += 1
+def _trace(path, parent, s, e):
+    """Mark the path from ``e`` back to ``s`` along ``parent`` (nothing if ``e`` was not reached)."""
     if parent[e] < 0:  # unreachable (cannot happen for the connected mazes made here)
         return
     u = e
@@ -339,6 +316,7 @@ def _generate_batch(n, m, seed, algo, start_dead_end, cycles, unique, grids, pat
     nb = np.empty(4, np.int64)
     queue = np.empty(G * G, np.int64)
     parent = np.empty(G * G, np.int64)
+    dist = np.empty(G * G, np.int64)
     count = np.empty(G * G, np.int64)
     tree = np.empty(G * G, np.uint8)
     base = _mix(seed + _GOLDEN)
@@ -366,11 +344,14 @@ def _generate_batch(n, m, seed, algo, start_dead_end, cycles, unique, grids, pat
             for attempt in range(32 if unique else 1):
                 g[:] = tree
                 _percolate(g, G, cycles, st)
-                if not unique or _shortest_paths(g, G, s, e, parent, count, queue) == 1:
+                if _bfs(g, G, s, e, parent, dist, count, queue, unique) == 1 or not unique:
                     break
             else:
                 g[:] = tree
-        _bfs_path(g, G, s, e, paths[i], queue, parent)
+                _bfs(g, G, s, e, parent, dist, count, queue, False)
+        else:
+            _bfs(g, G, s, e, parent, dist, count, queue, False)
+        _trace(paths[i], parent, s, e)
         starts[i, 0] = s // G
         starts[i, 1] = s % G
         ends[i, 0] = e // G
