@@ -30,7 +30,8 @@ TINY = dict(
               amp="none"),    # fp32: at lr 0.02 and width 0.25 one bf16 seed collapsed (participation ratio 0)
     conditions={"ff": {}, "fb": {"model": "greco_fb", "model_kwargs.dropout": 0.1}},
     seeds=[0, 1],
-    analysis=dict(n=96, noise_levels=[0.0, 0.3, 0.6], eps=0.1, area="L2", batch_size=96),
+    analysis=dict(n=96, noise_levels=[0.0, 0.3, 0.6], eps=0.1, area="L2", batch_size=96, levels=[0.0, 0.5],
+                  level_n=48),
 )
 
 
@@ -104,6 +105,10 @@ def test_per_run_metrics_are_consistent_and_recomputable(tiny):
     assert sa["accuracy"] == pytest.approx(run["curves"]["speed"])
     pr = participation_ratio(collect_area_outputs(model, x, 4, ["L2"])["L2"][-1])
     assert run["metrics"]["dim"] == pytest.approx(pr, rel=1e-6)
+    # accuracy by difficulty level: the task's fresh data at each level (digits: noise std), analysis seed + 7
+    task = ClassificationTask("digits", size=16, val_fraction=0.7)
+    accs = [speed_accuracy(model, *task.eval_data(lv, 48, 0 + 7), 4)["final"] for lv in (0.0, 0.5)]
+    assert run["curves"]["levels"] == pytest.approx(accs) and run["metrics"]["acc_hardest"] == accs[-1]
 
 
 def test_report_of_a_dead_network(tiny, tmp_path):
@@ -118,10 +123,11 @@ def test_report_of_a_dead_network(tiny, tmp_path):
         for r in runs.values():
             r["metrics"]["lyapunov"] = None
     paths = write_experiment_report(res, tmp_path)
-    assert sorted(p.name for p in paths) == ["divergence.png", "experiment.json", "metrics.png", "report.md",
-                                             "robustness.png"]
-    assert all(line.endswith("| n/a |") for line in (tmp_path / "report.md").read_text().splitlines()
-               if line.startswith("| ff |") or line.startswith("| fb |"))
+    assert sorted(p.name for p in paths) == ["divergence.png", "experiment.json", "levels.png", "metrics.png",
+                                             "report.md", "robustness.png"]
+    table = (tmp_path / "report.md").read_text().split("Metrics, all on")[0]     # the metrics table
+    rows = [line for line in table.splitlines() if line.startswith("| ff |") or line.startswith("| fb |")]
+    assert len(rows) == 2 and all(line.endswith("| n/a |") for line in rows)
 
 
 def test_rerun_skips_finished_runs(tiny):

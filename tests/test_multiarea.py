@@ -22,7 +22,7 @@ def _record(model):
 
 def _run(model, x, **kw):
     rec, handles = _record(model)
-    res = model(x, **kw)
+    res = model(x, return_steps=True, **kw)
     for h in handles:
         h.remove()
     return res, rec
@@ -146,14 +146,14 @@ def test_feedback_changes_outputs_only_after_source_is_nonzero():
 def test_feedback_only_when_present(rule):
     ff, fb = _ff_fb_pair(rule)
     x = torch.rand(2, 3, 16, 16)
-    out_ff = ff(x).step_outputs
-    out_fb = fb(x).step_outputs
+    out_ff = ff(x, return_steps=True).step_outputs
+    out_fb = fb(x, return_steps=True).step_outputs
     # biases make L3 non-zero at step 0, so L2 changes from step 1, the logits from step 2
     torch.testing.assert_close(out_fb[:2], out_ff[:2])
     assert not torch.allclose(out_fb[2:], out_ff[2:])
     with torch.no_grad():                       # a silent feedback edge is no edge
         fb.areas["L2"].feedback["L3"].weight.zero_()
-    torch.testing.assert_close(fb(x).step_outputs, out_ff)
+    torch.testing.assert_close(fb(x, return_steps=True).step_outputs, out_ff)
 
 
 @pytest.mark.parametrize("rule", ["add", "gain", "concat"])
@@ -200,7 +200,7 @@ PRESETS = {"greco_ff": dict(width=0.125), "greco_fb": dict(width=0.125), "rgc_sh
 def test_presets_build_and_run(name):
     assert name in convrnn.list_models()
     model = convrnn.create_model(name, num_classes=7, **PRESETS[name])
-    res = model(torch.rand(2, 3, 32, 32))
+    res = model(torch.rand(2, 3, 32, 32), return_steps=True)
     steps = model.config.steps
     assert res.output.shape == (2, 7) and res.step_outputs.shape == (steps, 2, 7)
     assert torch.isfinite(res.step_outputs).all()
@@ -236,7 +236,7 @@ def test_dropout_train_eval_and_monte_carlo():
 def test_halting_policies_pick_the_fixed_runs_step(halting):
     model = convrnn.create_model("greco_fb", dropout=0.0, **SMALL).eval()
     x = torch.rand(4, 3, 16, 16)
-    full = model(x, steps=10).step_outputs
+    full = model(x, steps=10, return_steps=True).step_outputs
     res = model(x, steps=10, halting=halting, return_steps=False)    # halted samples leave the batch
     for i, n in enumerate(res.steps.tolist()):
         if halting != "act":
@@ -301,3 +301,40 @@ def test_multiarea_checkpoint_round_trip(tmp_path):
     x = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(back(x, steps=4).output, m(x, steps=4).output)
+
+
+def test_norm_is_groupnorm_between_conv_and_activation_in_every_layout():
+    """``norm``: a GroupNorm after each area's feedforward conv (``instance``: one group per channel, at any
+    width); the channels_last/bf16-safe implementation equals nn.GroupNorm in every layout and dtype."""
+    from convrnn.models.multiarea import ContiguousGroupNorm
+    torch.manual_seed(0)
+    net = convrnn.create_model("greco_ff", width=0.34, num_classes=5, norm="instance")
+    ch = [a.channels for a in net.areas.values()]
+    assert [a.norm.num_groups for a in net.areas.values()] == ch and ch[0] % 2 == 1   # odd widths are fine
+    area = net.areas["L1"]
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        area.norm.weight.uniform_(0.5, 2)
+        area.norm.bias.uniform_(-1, 1)
+        c = area.conv(x)
+        ref = F.group_norm(c, ch[0], area.norm.weight, area.norm.bias, area.norm.eps)
+        assert torch.allclose(area.norm(c), ref, atol=1e-6)
+        cl = c.contiguous(memory_format=torch.channels_last)
+        out = area.norm(cl)
+        assert out.is_contiguous(memory_format=torch.channels_last) and torch.allclose(out, ref, atol=1e-6)
+        with torch.autocast("cpu", torch.bfloat16):
+            low = area.norm(cl.bfloat16())
+        ref_b = F.group_norm(c.bfloat16().float(), ch[0], area.norm.weight, area.norm.bias, area.norm.eps)
+        assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), ref_b, rtol=1e-2, atol=1e-2)
+    gn = ContiguousGroupNorm(2, 4)
+    assert isinstance(gn, torch.nn.GroupNorm)
+    # norm=0 (default) adds nothing; a group count must divide the channels
+    assert isinstance(convrnn.create_model("greco_ff", **SMALL).areas["L1"].norm, torch.nn.Identity)
+    assert convrnn.create_model("greco_ff", norm=2, **SMALL).areas["L2"].norm.num_groups == 2
+    with pytest.raises(ValueError, match="norm must divide channels"):
+        convrnn.create_model("greco_ff", norm=3, **SMALL)
+    with pytest.raises(ValueError, match="norm"):
+        convrnn.create_model("greco_ff", norm="batch", **SMALL)
+    # the normalised network trains: the gradient reaches the norm's affine parameters
+    net(torch.rand(2, 3, 16, 16), steps=4).output.sum().backward()
+    assert area.norm.weight.grad is not None and area.norm.weight.grad.abs().sum() > 0

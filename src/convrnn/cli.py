@@ -48,6 +48,14 @@ def cmd_data(args) -> int:
                            **opts)
         print(f"wrote {args.n} {args.size}x{args.size} mazes ({image_side(args.size)} px) to {path}")
         return 0
+    if args.task == "clutter":
+        from .tasks.clutter import write_clutter
+        knobs = {k: getattr(args, k) for k in ("clutter", "debris", "occlusion", "noise", "jitter")
+                 if getattr(args, k) is not None}
+        path = write_clutter(args.out, args.n, args.size, args.level, args.seed, args.format, **knobs)
+        print(f"wrote {args.n} cluttered {args.size} px images (level {args.level}"
+              f"{', ' + ', '.join(f'{k}={v}' for k, v in knobs.items()) if knobs else ''}) to {path}")
+        return 0
     if args.task == "mri":
         from .tasks.mri import write_phantom_volumes
         paths = write_phantom_volumes(args.out, args.n_volumes, slices=args.slices, size=args.size, coils=args.coils,
@@ -555,6 +563,20 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--format", default=None, choices=["npz", "lra"], help="default: npz for *.npz, else lra")
     pf.add_argument("--dense", action="store_true", help="also store the dense target (npz only)")
     pf.add_argument("--batch-size", type=int, default=1000, help="images per LRA batch folder")
+    cl = gs.add_parser("clutter", help="cluttered, occluded, noisy digits (.npz or an ImageFolder of PNGs)")
+    cl.add_argument("--level", type=int, default=3, help="difficulty 0 (a clean centred digit) .. 6 (default: %(default)s)")
+    cl.add_argument("-n", "--n", type=int, required=True, help="number of images")
+    cl.add_argument("--size", type=int, default=32, help="canvas side in px (default: %(default)s)")
+    cl.add_argument("--seed", type=int, default=0)
+    cl.add_argument("--out", required=True, help="a .npz file or a folder (ImageFolder: <class>/<index>.png)")
+    cl.add_argument("--format", default=None, choices=["npz", "folder"], help="default: npz for *.npz, else folder")
+    cl.add_argument("--force", action="store_true", help="replace the data of an existing --out")
+    for knob, kind, what in (("clutter", int, "whole distractor digits under the target"),
+                             ("debris", int, "digit fragments scattered under the target"),
+                             ("occlusion", float, "fraction of the target's ink under grey occluders"),
+                             ("noise", float, "Gaussian pixel noise std"),
+                             ("jitter", float, "target affine jitter, 0..1")):
+        cl.add_argument(f"--{knob}", type=kind, default=None, help=f"{what} (default: the level's)")
     mr = gs.add_parser("mri", help="phantom MRI volumes written in the fastMRI h5 layout")
     mr.add_argument("--n-volumes", type=int, required=True)
     mr.add_argument("--out", required=True, help="output folder (one .h5 file per volume)")
@@ -577,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint over difficulty levels (JSON + PNG plots)")
     e.add_argument("checkpoint", nargs="+",
                    help="checkpoint folder, .safetensors file, or a bundled model name (--task mri: one or more)")
-    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder", "classification", "mri"])
+    e.add_argument("--task", default="mazes", choices=["mazes", "pathfinder", "classification", "clutter", "mri"])
     e.add_argument("--preset", default=None, help="PathFinder canvas preset (default: the training run's, else lra32; "
                    "lra32 draws lengths over 18 on lra32_48 and over 30 on lra32_64, with the same paddles)")
     e.add_argument("--sizes", default="9,13,19,33,59", help="maze sizes (default: %(default)s)")
@@ -586,6 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "path) (default: %(default)s)")
     e.add_argument("--lengths", default="9,14,18,21,24", help="contour lengths (pathfinder)")
     e.add_argument("--noise", default="0,0.1,0.2,0.3", help="Gaussian noise levels (classification)")
+    e.add_argument("--levels", default="0,1,2,3,4,5,6", help="difficulty levels (clutter; default: %(default)s)")
     e.add_argument("--n", type=int, default=None, help="samples per level (default 100); mri: phantom test volumes "
                    "(default 4)")
     e.add_argument("--accelerations", default="4x,8x", help="mri: mask settings (default: %(default)s)")
@@ -626,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment_parser(sub)
     _add_analyze_parser(sub)
     _add_fit_halting_parser(sub)
+    from .search import add_search_parsers      # convrnn search, convrnn search-report (optuna imported on use)
+    add_search_parsers(sub)
     return p
 
 
@@ -651,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in extra:         # also accepted after the command's name
         args.debug, extra = True, [a for a in extra if a != "--debug"]
     if extra:          # key=value overrides may follow options: convrnn train cfg --resume epochs=3
-        if getattr(args, "command", None) == "train" and all("=" in a and not a.startswith("-") for a in extra):
+        if getattr(args, "command", None) in ("train", "search") and all("=" in a and not a.startswith("-") for a in extra):
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import DictConfig, check_positive_int, short_repr
+from .errors import DictConfig, check_choice, check_number, check_positive_int, short_repr
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -113,9 +113,7 @@ class TrainConfig(DictConfig):
         choices = {"loss": ("final", "all_steps", "progressive", "act", "ponder"), "amp": ("auto", "none", "bf16"),
                    "schedule": ("cosine", "constant"), "device": ("auto", "cpu", "cuda")}
         for k, allowed in choices.items():
-            if getattr(self, k) not in allowed:
-                raise ValueError(f"training config: {k} must be one of {', '.join(allowed)}, "
-                                 f"got {short_repr(getattr(self, k))}")
+            check_choice(f"training config: {k}", getattr(self, k), allowed)
         if self.channels_last not in (True, False, "auto"):
             raise ValueError("training config: channels_last must be true, false or auto, "
                              f"got {short_repr(self.channels_last)}")
@@ -126,8 +124,7 @@ class TrainConfig(DictConfig):
                 check_positive_int(f"training config: {k} (or null)", getattr(self, k))
         if self.time_limit is not None and self.time_limit <= 0:
             raise ValueError(f"training config: time_limit must be > 0 seconds (or null), got {self.time_limit!r}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"training config: warmup_epochs must be >= 0, got {self.warmup_epochs!r}")
+        check_number("training config: warmup_epochs", self.warmup_epochs, 0)
         for k in ("val_size", "init", "data"):
             v = getattr(self, k)
             if v is not None and not isinstance(v, (int, str)) or isinstance(v, bool):

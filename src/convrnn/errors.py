@@ -1,17 +1,27 @@
 """Input validation shared by cells, models and the CLI.
 
 Every check raises a ``ValueError``/``TypeError`` whose message names what was expected, so bad
-input never fails deep inside torch with an unrelated message.
+input never fails deep inside torch with an unrelated message. The vocabulary, each reading
+"<what> must be ..., got <value>": :func:`check_int` (``check_positive_int``), :func:`check_number`
+(a real number in a range), :func:`check_choice` (one of a few fixed options), :func:`check_bool`;
+:func:`unknown_name` and :func:`check_keys` for registry names and mapping keys (with a "did you
+mean"); :func:`check_image` and :func:`check_steps` for what models are called with. Checks sit at
+the public boundary (a config's ``__post_init__``, a constructor, a public function); inner
+functions trust what the boundary checked.
 """
 from __future__ import annotations
 
 import contextlib
 import difflib
+import math
+import numbers
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
-__all__ = ["require", "check_positive_int", "DictConfig", "check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
+__all__ = ["require", "check_int", "check_positive_int", "check_number", "check_choice", "check_bool", "DictConfig",
+           "check_image", "check_steps", "unknown_name", "check_keys", "set_finite_checks"]
 
 _CHECK_FINITE = True
 
@@ -77,10 +87,71 @@ def short_repr(v) -> str:
     return reprlib.repr(v)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def check_int(what: str, v, min: int | None = None, max: int | None = None, *, odd: bool = False) -> int:
+    """Require an int (not a bool) in ``min..max`` (either bound optional), odd with ``odd``. The error
+    reads "<what> must be a positive int, got <v>" (``min=1``), "... an int >= 0", "... an int in 2..9",
+    "... a positive odd int"."""
+    if not _is_int(v) or (min is not None and v < min) or (max is not None and v > max) or (odd and v % 2 == 0):
+        kind = "odd int" if odd else "int"
+        if min == 1 and max is None:
+            want = f"a positive {kind}"
+        elif min is not None and max is not None:
+            want = f"an {kind} in {min}..{max}"
+        else:
+            want = f"an {kind}" + (f" >= {min}" if min is not None else f" <= {max}" if max is not None else "")
+        raise ValueError(f"{what} must be {want}, got {short_repr(v)}")
+    return v
+
+
 def check_positive_int(what: str, v) -> int:
     """Require a positive int (not a bool); the error reads "<what> must be a positive int, got <v>"."""
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"{what} must be a positive int, got {short_repr(v)}")
+    return check_int(what, v, 1)
+
+
+def check_number(what: str, v, min: float | None = None, max: float | None = None, *,
+                 min_open: bool = False, max_open: bool = False, finite: bool = True) -> float:
+    """Require a real number (int, float or a numpy scalar, not a bool; finite unless ``finite=False``) within the
+    bounds, each closed unless ``min_open``/``max_open``. The error reads "<what> must be a number in
+    [0, 1), got <v>", "... a number > 0", "... a number >= 1". Returns ``v`` as given."""
+    ok = _is_number(v) and (not finite or math.isfinite(v))
+    if ok and min is not None:
+        ok = v > min if min_open else v >= min
+    if ok and max is not None:
+        ok = v < max if max_open else v <= max
+    if not ok:
+        if min is not None and max is not None:
+            want = f"a number in {'(' if min_open else '['}{min}, {max}{')' if max_open else ']'}"
+        elif min is not None:
+            want = f"a number {'>' if min_open else '>='} {min}"
+        elif max is not None:
+            want = f"a number {'<' if max_open else '<='} {max}"
+        else:
+            want = "a finite number" if finite else "a number"
+        raise ValueError(f"{what} must be {want}, got {short_repr(v)}")
+    return v
+
+
+def check_choice(what: str, v, choices: Iterable):
+    """Require one of a few fixed options (for registry names use :func:`unknown_name`, which suggests
+    the closest); the error reads "<what> must be one of a, b, c, got <v>"."""
+    choices = list(choices)
+    if not any(v is c or (type(v) is type(c) and v == c) for c in choices):
+        raise ValueError(f"{what} must be one of {', '.join(str(c) for c in choices)}, got {short_repr(v)}")
+    return v
+
+
+def check_bool(what: str, v) -> bool:
+    """Require ``True`` or ``False`` (not 0/1 or a string); the error reads "<what> must be true or false, got <v>"."""
+    if not isinstance(v, bool):
+        raise ValueError(f"{what} must be true or false, got {short_repr(v)}")
     return v
 
 

@@ -59,7 +59,7 @@ import torch
 
 from .analysis.plots import pyplot, save_figure
 from .config import set_dotted
-from .errors import DictConfig, check_keys, check_positive_int
+from .errors import DictConfig, check_choice, check_int, check_keys, check_number, check_positive_int
 from .fileio import atomic_write_text
 
 __all__ = ["ExperimentConfig", "AnalysisSettings", "METRICS", "load_experiment", "run_experiment",
@@ -67,11 +67,13 @@ __all__ = ["ExperimentConfig", "AnalysisSettings", "METRICS", "load_experiment",
            "write_experiment_report"]
 
 #: bumped when a metric's definition changes, so cached per-run analyses are recomputed
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2
 
 #: metric key -> (column header, description)
 METRICS = {
     "accuracy": ("accuracy", "clean accuracy, final readout step"),
+    "acc_hardest": ("hardest-level acc.", "final-step accuracy on fresh images of the hardest analysis level "
+                    "(analysis.levels; n/a without)"),
     "speed_auc": ("speed-acc. AUC", "mean clean accuracy over readout steps 1..T"),
     "noise_auc": ("noise AUC", "final-step accuracy vs noise level, normalised area"),
     "adv_acc": ("adv. accuracy", "final-step accuracy under the attack at the fixed eps"),
@@ -103,6 +105,8 @@ class AnalysisSettings(DictConfig):
     divergence_eps: float = 1e-3      # L2 norm of the input perturbation
     seed: int = 0                     # noise draws and perturbation directions (the same for every run)
     amp: str = "none"                 # none | bf16 | auto: autocast for the analyses (divergence stays fp32)
+    levels: list | None = None        # task difficulty levels: final-step accuracy on fresh images at each
+    level_n: int = 200                # fresh images per level
 
     def __post_init__(self):
         from .analysis.robustness import ATTACKS, LIBRARIES, NOISE_KINDS
@@ -112,9 +116,7 @@ class AnalysisSettings(DictConfig):
         for k in ("batch_size", "pgd_steps"):
             check_positive_int(f"experiment analysis: {k}", getattr(self, k))
         for k, allowed in (("noise_kind", NOISE_KINDS), ("attack", ATTACKS), ("attack_library", LIBRARIES)):
-            if getattr(self, k) not in allowed:
-                raise ValueError(f"experiment analysis: {k} must be one of {', '.join(allowed)}, "
-                                 f"got {getattr(self, k)!r}")
+            check_choice(f"experiment analysis: {k}", getattr(self, k), allowed)
         lv = self.noise_levels
         if not isinstance(lv, (list, tuple)) or len(lv) < 2 or \
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in lv) or \
@@ -123,17 +125,16 @@ class AnalysisSettings(DictConfig):
                              f"got {lv!r}")
         self.noise_levels = [float(v) for v in lv]
         for k in ("eps", "divergence_eps", "rel_stepsize"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
-                raise ValueError(f"experiment analysis: {k} must be a number > 0, got {v!r}")
-            setattr(self, k, float(v))
+            setattr(self, k, float(check_number(f"experiment analysis: {k}", getattr(self, k), 0, min_open=True)))
         from .runtime import AMP_CHOICES
-        if self.amp not in AMP_CHOICES:
-            raise ValueError(f"experiment analysis: amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
+        check_choice("experiment analysis: amp", self.amp, AMP_CHOICES)
         if not isinstance(self.area, str):
             raise ValueError(f"experiment analysis: area must be an area name, got {self.area!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"experiment analysis: seed must be an int, got {self.seed!r}")
+        check_int("experiment analysis: seed", self.seed)
+        check_positive_int("experiment analysis: level_n", self.level_n)
+        if self.levels is not None and (not isinstance(self.levels, (list, tuple)) or not self.levels):
+            raise ValueError(f"experiment analysis: levels must be a non-empty list of the task's difficulty levels, "
+                             f"got {self.levels!r}")
 
 
 @dataclass
@@ -182,9 +183,8 @@ class ExperimentConfig(DictConfig):
                                  f"conditions: {', '.join(self.conditions)}")
             if "params" in ep:
                 check_positive_int("experiment equal_params: params", ep["params"])
-            tol = ep.get("tolerance", 0.05)
-            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
-                raise ValueError(f"experiment config: equal_params.tolerance must be in (0, 1), got {tol!r}")
+            check_number("experiment config: equal_params.tolerance", ep.get("tolerance", 0.05), 0, 1,
+                         min_open=True, max_open=True)
 
     def settings(self) -> AnalysisSettings:
         return AnalysisSettings.from_dict(self.analysis)
@@ -432,6 +432,24 @@ def _metrics(model, x, y, steps: int, s: AnalysisSettings) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
+def _level_accuracy(model, cfg, steps: int, s: AnalysisSettings):
+    """Final-step accuracy on ``s.level_n`` fresh images at each of ``s.levels`` (the task's ``eval_data``,
+    seeded by the analysis seed, the same images for every run): (accuracy at the last level, the list);
+    (None, []) without levels."""
+    if not s.levels:
+        return None, []
+    from .analysis.robustness import speed_accuracy
+    from .runtime import autocast
+    from .tasks import get_task
+    task = get_task(cfg.task, **cfg.data_kwargs)
+    accs = []
+    for level in s.levels:
+        x, y = task.eval_data(level, s.level_n, s.seed + 7)
+        with autocast(s.amp, next(model.parameters()).device):
+            accs.append(speed_accuracy(model, x, y, steps, s.batch_size)["final"])
+    return accs[-1], accs
+
+
 def _analyse_run(cfg, settings: AnalysisSettings, data_cache: dict, log) -> tuple[dict, str]:
     from .analysis.geometry import json_ready
     from .checkpoint import load_model
@@ -449,7 +467,9 @@ def _analyse_run(cfg, settings: AnalysisSettings, data_cache: dict, log) -> tupl
         raise ValueError(f"{out}: analysis.area {settings.area!r} is not an area of the model; areas: "
                          f"{', '.join(getattr(model, 'areas', {}))}")
     steps = settings.steps or cfg.steps
-    res = json_ready({"settings": want, "model_mtime_ns": stamp, **_analyse(model, x, y, steps, settings)})
+    res = _analyse(model, x, y, steps, settings)
+    res["metrics"]["acc_hardest"], res["curves"]["levels"] = _level_accuracy(model, cfg, steps, settings)
+    res = json_ready({"settings": want, "model_mtime_ns": stamp, **res})
     atomic_write_text(path, json.dumps(res, indent=1) + "\n")
     return res, f"analysed in {res['seconds']:.1f} s"
 
@@ -521,7 +541,7 @@ def _aggregate(exp, settings, info, runs) -> dict:
         agg[name] = {"params": info[name]["params"],
                      "metrics": {m: summarize([r["metrics"][m] for r in rs]) for m in METRICS},
                      "curves": {c: _curve_stats([r["curves"][c] for r in rs])
-                                for c in ("speed", "noise", "dim", "divergence")}}
+                                for c in ("speed", "noise", "dim", "divergence", "levels")}}
     from .analysis.geometry import json_ready
     return json_ready({
         "name": exp.name, "config": exp.to_dict(), "analysis": settings.to_dict(),
@@ -559,6 +579,20 @@ def report_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _levels_table(result: dict) -> str:
+    """Mean ± sd accuracy per difficulty level and condition, with each condition's 95% interval at the
+    hardest level."""
+    lv = result["analysis"]["levels"]
+    lines = ["| condition | " + " | ".join(f"level {v:g}" for v in lv) + " | hardest: 95% CI |",
+             "| --- | " + " | ".join("---:" for _ in lv) + " | ---: |"]
+    for name, g in result["aggregate"].items():
+        c = g["curves"]["levels"]
+        ci = g["metrics"]["acc_hardest"]["ci95"]
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {sd:.3f}" for m, sd in zip(c["mean"], c["sd"])) +
+                     f" | {'[' + f'{ci[0]:.3f}, {ci[1]:.3f}' + ']' if ci else 'n/a'} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_experiment_report(result: dict, out_dir) -> list[Path]:
     """``experiment.json``, ``report.md`` and (with matplotlib) ``metrics.png``, ``robustness.png`` and
     ``divergence.png`` in ``out_dir``; returns the paths."""
@@ -578,6 +612,9 @@ def write_experiment_report(result: dict, out_dir) -> list[Path]:
            f"{a['noise_levels']}, attack {a['attack']} (library {a['attack_library']}) at ε = {a['eps']:g} on "
            f"{a['attack_n'] or a['n'] or 'all'} images, area {a['area']}, perturbation norm {a['divergence_eps']:g}.",
            "", "![metrics](metrics.png)", "", "![robustness](robustness.png)", "", "![divergence](divergence.png)", ""]
+    if a.get("levels"):
+        md += [f"Accuracy by difficulty level ({a['level_n']} fresh images per level, levels {a['levels']}):", "",
+               _levels_table(result), "![accuracy by difficulty level](levels.png)", ""]
     atomic_write_text(paths[1], "\n".join(md))
     if pyplot(optional=True) is None:      # plots are optional
         return paths
@@ -659,4 +696,18 @@ def _plot(result: dict, out: Path) -> list[Path]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.legend(fontsize=8)
         paths.append(save_figure(fig, out / "divergence.png", dpi=200, bbox_inches="tight"))
+
+        if a.get("levels"):                       # accuracy by the task's difficulty level
+            fig, ax = plt.subplots(figsize=(4.6, 3.4))
+            xs = np.arange(len(a["levels"]))
+            for i, n in enumerate(names):
+                c = agg[n]["curves"]["levels"]
+                mu, sd = 100 * np.asarray(c["mean"], dtype=float), 100 * np.asarray(c["sd"], dtype=float)
+                ax.errorbar(xs + 0.06 * (i - (len(names) - 1) / 2), mu, yerr=sd, fmt="o-", color=colors[n], ms=3,
+                            lw=1.5, capsize=2, label=n)
+            ax.set_xticks(xs, [f"{v:g}" for v in a["levels"]])
+            ax.set(xlabel="difficulty level", ylabel="accuracy, final step (%)", title="Accuracy by difficulty",
+                   ylim=(0, 102))
+            ax.legend(fontsize=8)
+            paths.append(save_figure(fig, out / "levels.png", dpi=200, bbox_inches="tight"))
     return paths

@@ -31,14 +31,13 @@ compute really drops as samples halt.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .cells.base import State, first_tensor, map_state, zip_state
-from .errors import check_steps, unknown_name
+from .errors import check_number, check_positive_int, check_steps, unknown_name
 
 
 class HaltingPolicy:
@@ -77,8 +76,7 @@ class ACT(HaltingPolicy):
     uses_halting_unit = True
 
     def __init__(self, eps: float = 0.01):
-        if not 0.0 <= eps < 1.0:
-            raise ValueError(f"ACT: eps must be in [0, 1), got {eps}")
+        check_number("ACT: eps", eps, 0, 1, max_open=True)
         self.eps = eps
 
     def start(self, batch, max_steps, device):
@@ -110,8 +108,7 @@ class PonderNet(HaltingPolicy):
     uses_halting_unit = True
 
     def __init__(self, threshold: float = 0.5, sample: bool = False):
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"PonderNet: threshold must be in (0, 1], got {threshold}")
+        check_number("PonderNet: threshold", threshold, 0, 1, min_open=True)
         self.threshold, self.sample = threshold, sample
 
     def start(self, batch, max_steps, device):
@@ -147,8 +144,7 @@ def confidence(y: torch.Tensor) -> torch.Tensor:
 class Confidence(HaltingPolicy):
     name = "confidence"
     def __init__(self, threshold: float = 0.9, min_steps: int = 1):
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"Confidence: threshold must be in (0, 1], got {threshold}")
+        check_number("Confidence: threshold", threshold, 0, 1, min_open=True)
         self.threshold, self.min_steps = threshold, min_steps
 
     def step(self, n, idx, h, h_prev, y, logit, done):
@@ -163,8 +159,7 @@ class Convergence(HaltingPolicy):
     readout_every_step = False
 
     def __init__(self, tol: float = 1e-3, min_steps: int = 2):
-        if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol > 0):
-            raise ValueError(f"Convergence: tol must be a finite number > 0, got {tol!r}")
+        check_number("Convergence: tol", tol, 0, min_open=True)
         self.tol, self.min_steps = tol, max(2, min_steps)
 
     def step(self, n, idx, h, h_prev, y, logit, done):
@@ -181,8 +176,7 @@ class Convergence(HaltingPolicy):
 class StableOutput(HaltingPolicy):
     name = "stable"
     def __init__(self, patience: int = 5, min_steps: int = 1):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"StableOutput: patience must be a positive int, got {patience!r}")
+        check_positive_int("StableOutput: patience", patience)
         self.patience, self.min_steps = patience, min_steps
 
     def start(self, batch, max_steps, device):
@@ -238,8 +232,7 @@ class AnswerDynamics(HaltingPolicy):
     name = "learned"
 
     def __init__(self, head=None, threshold: float = 0.5):
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"AnswerDynamics: threshold must be in (0, 1], got {threshold}")
+        check_number("AnswerDynamics: threshold", threshold, 0, 1, min_open=True)
         self.head, self.threshold = head, threshold
 
     def start(self, batch, max_steps, device):

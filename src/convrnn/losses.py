@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .cells.base import map_state
+from .errors import check_number
 from .halting import RecurrentOutput
 
 
@@ -50,8 +51,7 @@ def act_loss(out: RecurrentOutput, target, tau: float = 1e-3, criterion=cross_en
 
 def geometric_log_prior(lambda_p: float, max_steps: int, device=None) -> torch.Tensor:
     """log p_G(n) = log λ_p + (n-1) log(1-λ_p), n = 1..M, renormalised over the M steps."""
-    if not 0.0 < lambda_p <= 1.0:
-        raise ValueError(f"lambda_p must be in (0, 1], got {lambda_p}")
+    check_number("lambda_p", lambda_p, 0, 1, min_open=True)
     n = torch.arange(max_steps, dtype=torch.float64, device=device)
     log1m = math.log1p(-lambda_p) if lambda_p < 1 else float("-inf")
     logp = math.log(lambda_p) + torch.where(n > 0, n * log1m, torch.zeros_like(n))

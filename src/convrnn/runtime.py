@@ -14,6 +14,8 @@ import contextlib
 
 import torch
 
+from .errors import check_choice
+
 AMP_CHOICES = ("auto", "none", "bf16")
 
 
@@ -36,8 +38,7 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_amp(amp: str, device) -> str:
     """``auto`` -> ``bf16`` where it is native (see the module docstring), else ``none``."""
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}")
+    check_choice("amp", amp, AMP_CHOICES)
     if amp != "auto":
         return amp
     dev = torch.device(device)

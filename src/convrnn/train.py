@@ -109,20 +109,27 @@ def _init_distributed(device: torch.device):
     return dist.get_rank(), world, device
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_eval=None) -> dict:
     """Train ``cfg``. Under ``torchrun --nproc_per_node N`` every process takes 1/N of each batch
     and DistributedDataParallel averages the gradients, so N processes follow the same trajectory as
     one process on the whole batch; process 0 alone validates and writes files.
 
+    ``on_eval``: an optional callback, called (by process 0) after every validation with one dict:
+    ``step`` (optimizer steps done), ``epoch`` (epochs done), ``score`` (the validation score, the
+    task's ``metric``), ``steps`` (mean steps), ``metric``, ``model`` (the module being trained, in
+    train mode: leave it so) and ``input_shape`` (one validation sample's shape). An exception it
+    raises (e.g. a search pruning the run) ends training and propagates; that epoch's checkpoint is
+    not written.
+
     The run owns ``cfg.out_dir`` while it trains (:class:`convrnn.fileio.RunLock`): a second run
     into the same folder is refused with :class:`convrnn.fileio.RunLockedError` naming the owner's pid."""
     if int(os.environ.get("RANK", "0")) != 0:       # torchrun: process 0 alone owns the folder
-        return _train(cfg, resume, progress)
+        return _train(cfg, resume, progress, on_eval)
     with RunLock(cfg.out_dir):
-        return _train(cfg, resume, progress)
+        return _train(cfg, resume, progress, on_eval)
 
 
-def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
+def _train(cfg: TrainConfig, resume: bool, progress: bool, on_eval=None) -> dict:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     rank, world, device = _init_distributed(pick_device(cfg.device))
@@ -159,7 +166,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
     model = model.to(device)
     model = use_channels_last(model, cfg.channels_last, device)
     channels_last = is_channels_last(model)
-    recurrent = list(model.cell.parameters()) if hasattr(model, "cell") else []   # the weight-tied block
+    recurrent = list(model.recurrent_parameters())       # every model family's weight-tied recurrent block
     rec_ids = {id(p) for p in recurrent}
     groups = [{"params": [p for p in model.parameters() if id(p) not in rec_ids], "lr": cfg.lr},
               {"params": recurrent, "lr": cfg.lr * cfg.recurrent_lr_scale}]
@@ -246,6 +253,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> dict:
                 acc, st = validate(cfg, task, model, x_val, y_val, device)
                 row.update(val_acc=f"{acc:.4f}", val_steps=f"{st:.2f}", val_metric=task.metric)
                 say(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss.item():.4f}  val {label} {acc:.4f}  steps {st:.2f}")
+                if on_eval is not None:
+                    on_eval({"step": done, "epoch": epoch + 1, "score": acc, "steps": st, "metric": task.metric,
+                             "model": model, "input_shape": tuple(x_val.shape[1:])})
             rows.append(row)
             if writer:
                 writer.add_scalar("train/loss", loss.item(), done)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import check_steps, require, unknown_name
+from ..errors import check_int, check_positive_int, check_steps, require, unknown_name
 from ..fileio import atomic_write_text, json_ready
 from .plots import pyplot, save_figure
 from .robustness import _EvalMode, _check_xy, _device
@@ -164,8 +164,7 @@ def pca_trajectories(feats_by_step, n_components: int = 3, *, exact_max: int = 5
     mean = x.mean(0)
     x = x - mean
     m, d = x.shape
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-        raise ValueError(f"n_components must be a positive int, got {n_components!r}")
+    check_positive_int("n_components", n_components)
     k = min(n_components, m, d)
     total = float((x * x).sum())
     if min(m, d) <= exact_max:
@@ -221,8 +220,7 @@ def linear_probe_accuracy(features, labels, folds: int = 5, seed: int = 0, *, C:
     y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     if y.shape != (x.shape[0],):
         raise ValueError(f"labels: expected {x.shape[0]} labels (one per row of features), got shape {y.shape}")
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an int >= 2, got {folds!r}")
+    check_int("folds", folds, 2)
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise ValueError(f"labels: expected at least 2 classes, got {classes.tolist()}")

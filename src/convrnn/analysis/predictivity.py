@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import require, unknown_name
+from ..errors import check_int, check_positive_int, require, unknown_name
 from ..fileio import atomic_write_text, json_ready
 from .geometry import area_names, collect_area_outputs
 from .plots import pyplot, save_figure
@@ -82,8 +82,7 @@ def noise_ceiling(responses_reps, n_splits: int = 10, seed: int = 0) -> np.ndarr
     if r.ndim != 4 or r.shape[0] < 2:
         raise ValueError("responses_reps: expected (repetitions >= 2, stimuli, neurons, time bins), "
                          f"got shape {r.shape}")
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
-        raise ValueError(f"n_splits must be a positive int, got {n_splits!r}")
+    check_positive_int("n_splits", n_splits)
     reps, h = r.shape[0], r.shape[0] // 2
     rng = np.random.default_rng(seed)
     rs = []
@@ -150,8 +149,7 @@ def neural_predictivity(features, responses, *, method: str = "ridge", alphas=DE
     if feats.shape[1] != s:
         raise ValueError(f"features: expected {s} stimuli (responses have shape {r.shape}, {_RESPONSE_SHAPES}), "
                          f"got {feats.shape[1]} rows (features shape {feats.shape[1:]} per step)")
-    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= s:
-        raise ValueError(f"folds must be an int in 2..{s} (the number of stimuli), got {folds!r}")
+    check_int(f"folds (at most the number of stimuli, {s})", folds, 2, s)
     n_splits = split_half if isinstance(split_half, int) and not isinstance(split_half, bool) else 10
     if noise_ceiling_values is not None:
         ceiling = np.asarray(noise_ceiling_values, dtype=np.float64)

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_finite_state, check_image
+from ..errors import check_finite_state, check_image, check_positive_int
 
+#: a cell's state; a model's state may nest them in tuples, lists and dicts (see :func:`map_state`)
 State = torch.Tensor | tuple[torch.Tensor, ...]
 #: what :meth:`ConvRNNCell.input_drive` returns: a tensor or a tuple of tensors, batch first
 Drive = torch.Tensor | tuple[torch.Tensor, ...]
@@ -41,8 +42,7 @@ class ConvRNNCell(nn.Module):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
                         ("kernel_size", kernel_size)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {v!r}")
+            check_positive_int(f"{type(self).__name__}: {name}", v)
         if kernel_size % 2 == 0:
             raise ValueError(f"{type(self).__name__}: kernel_size must be odd to keep H and W, got {kernel_size}")
         self.in_channels = in_channels
@@ -113,7 +113,9 @@ def zip_state(fn, a, b):
 
 
 def map_state(state, fn):
-    """Apply ``fn`` to every tensor of a state (used to shrink, detach or index states and drives)."""
+    """Apply ``fn`` to every tensor of a state, a pytree of the same shape back: a tensor or nested
+    tuples, lists and dicts of tensors, ``None`` leaves kept (a cell's tuple, a multi-area network's dict
+    of areas). Used to shrink, detach or index states and drives."""
     return zip_state(lambda s, _: fn(s), state, state)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import check_bool, check_choice, check_number
 from ..registry import register_cell
 from .base import ConvRNNCell, conv, conv_slice
 
@@ -30,12 +31,9 @@ class ElmanCell(ConvRNNCell):
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3,
                  activation: str = "tanh", norm_groups: int = 0, decay: float = 0.0, lateral: bool = True):
         super().__init__(in_channels, hidden_channels, kernel_size)
-        if activation not in _ACTS:
-            raise ValueError(f"ElmanCell: activation must be one of {sorted(_ACTS)}, got {activation!r}")
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
-            raise ValueError(f"ElmanCell: decay must be a number in [0, 1), got {decay!r}")
-        if not isinstance(lateral, bool):
-            raise ValueError(f"ElmanCell: lateral must be a bool, got {lateral!r}")
+        check_choice("ElmanCell: activation", activation, sorted(_ACTS))
+        check_number("ElmanCell: decay", decay, 0, 1, max_open=True)
+        check_bool("ElmanCell: lateral", lateral)
         self.activation, self.decay, self.lateral = activation, float(decay), lateral
         self.conv = conv(in_channels + (hidden_channels if lateral else 0), hidden_channels, kernel_size)
         self.norm = nn.GroupNorm(norm_groups, hidden_channels) if norm_groups else nn.Identity()

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import check_finite_state, check_image
+from ..errors import check_finite_state, check_image, check_int
 from ..registry import register_cell
 from .base import ConvRNNCell, conv
 
@@ -33,8 +33,7 @@ class HGRUCell(ConvRNNCell):
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 15, timesteps: int = 8):
         super().__init__(in_channels, hidden_channels, kernel_size)
-        if timesteps < 2:
-            raise ValueError(f"HGRUCell: timesteps must be >= 2 for the chronos init, got {timesteps}")
+        check_int("HGRUCell: timesteps (T of the chronos init)", timesteps, 2)
         hid = hidden_channels
         self.timesteps = timesteps
         self.proj = nn.Identity() if in_channels == hid else conv(in_channels, hid, 1, bias=False)

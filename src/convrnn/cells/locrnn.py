@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import check_int
 from ..registry import register_cell
 from .base import ConvRNNCell, conv
 
@@ -26,8 +27,7 @@ class LocRNNCell(ConvRNNCell):
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 7, inhibitory_kernel_size: int = 5):
         super().__init__(in_channels, hidden_channels, kernel_size)
         hid, ki = hidden_channels, inhibitory_kernel_size
-        if ki % 2 == 0 or ki < 1:
-            raise ValueError(f"LocRNNCell: inhibitory_kernel_size must be a positive odd int, got {ki}")
+        check_int("LocRNNCell: inhibitory_kernel_size", ki, 1, odd=True)
         self.from_x = conv(in_channels, 4 * hid, 1)          # [UI_x, UE_x, W_xi, W_xe]
         self.gate_i = conv(2 * hid, hid, 1, bias=False)      # UI on [E, I]
         self.gate_e = conv(2 * hid, hid, 1, bias=False)      # UE on [E, I']

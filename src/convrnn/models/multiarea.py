@@ -40,10 +40,11 @@ the cell's ``feedback=`` argument (added to its bypass drive) instead of to ``d`
 the transmitted output only (the cell keeps its undropped state) with a fresh mask per step; it is
 on in training and off in eval unless ``dropout_at_test`` (Monte Carlo dropout).
 
-The whole network state (every area's last output followed by its cell state) is one flat tuple of
-batch-first tensors, so :func:`convrnn.halting.run_recurrence` runs it under any halting policy
-("fixed", "confidence", "stable", "convergence", and "act"/"ponder" through a halting unit on the
-readout area).
+The whole network state is a dict keyed by area name, ``{name: {"output": a_k, "cell": s_k}}`` (``s_k``
+as the area's cell returns it, ``None`` for an area without a cell), of batch-first tensors: a pytree
+that :func:`convrnn.cells.base.map_state` walks, so :func:`convrnn.halting.run_recurrence` runs it under
+any halting policy ("fixed", "confidence", "stable", "convergence", and "act"/"ponder" through a
+halting unit on the readout area) and ``state=`` continues a run.
 """
 from __future__ import annotations
 
@@ -55,8 +56,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DictConfig, check_image, check_keys, check_positive_int, finite_checks_off, unknown_name
-from ..halting import RecurrentOutput, run_recurrence
+from ..errors import (DictConfig, check_bool, check_choice, check_finite_state, check_image, check_int, check_keys,
+                      check_number, check_positive_int, finite_checks_off, unknown_name)
+from ..halting import RecurrentOutput, get_policy, run_recurrence
 from ..layers import AvgPoolHead, HaltingUnit, MaxPoolHead
 from ..registry import create_cell, get_cell_class, register_architecture, register_model
 
@@ -64,8 +66,8 @@ __all__ = ["MultiAreaConfig", "MultiAreaNetwork", "Area", "RULES", "AREA_KEYS"]
 
 RULES = ("add", "gain", "concat")
 READOUTS = {"avgpool": AvgPoolHead, "maxpool": MaxPoolHead}
-AREA_KEYS = ("name", "channels", "kernel", "stride", "pool", "cell", "cell_kwargs", "dropout", "act")
-_AREA_DEFAULTS = dict(kernel=3, stride=1, pool=1, cell=None, cell_kwargs=None, dropout=0.0, act="relu")
+AREA_KEYS = ("name", "channels", "kernel", "stride", "pool", "cell", "cell_kwargs", "dropout", "act", "norm")
+_AREA_DEFAULTS = dict(kernel=3, stride=1, pool=1, cell=None, cell_kwargs=None, dropout=0.0, act="relu", norm=0)
 _ACTS = ("relu", None)
 _UNSET = object()
 
@@ -73,6 +75,11 @@ _UNSET = object()
 def _default_areas() -> list:
     return [dict(name="A1", channels=16, pool=2, cell="convgru"),
             dict(name="A2", channels=32, pool=2, cell="convgru")]
+
+
+def _check_rule(what: str, rule) -> None:
+    if rule not in RULES:
+        raise ValueError(f"{what}: unknown rule {rule!r}. Valid rules: {', '.join(RULES)}")
 
 
 def _edge(what: str, e, keys: tuple) -> dict:
@@ -97,7 +104,9 @@ class MultiAreaConfig(DictConfig):
     ``areas``: list of dicts with keys ``name`` and ``channels`` (required) and ``kernel`` (3),
     ``stride`` (1, of the feedforward conv), ``pool`` (1: max-pool factor after it), ``cell`` (None:
     feedforward only, or a registered cell name), ``cell_kwargs`` ({}), ``dropout`` (0.0), ``act``
-    ("relu" or None, after the feedforward conv). ``feedforward``: None (a chain in area order) or a
+    ("relu" or None, after the feedforward conv), ``norm`` (0: none; the number of groups of a
+    GroupNorm between the feedforward conv and its activation; ``"instance"``: one group per channel,
+    i.e. instance normalisation with an affine map, which works at any width). ``feedforward``: None (a chain in area order) or a
     list of {source, target} edges. ``feedback``: list of {source, target, rule} with rule one of
     "add" (default), "gain", "concat". ``t_on``: steps the image is shown (None: all of them);
     ``blank``: the value (or one value per input channel) shown afterwards.
@@ -122,8 +131,8 @@ class MultiAreaConfig(DictConfig):
     def __post_init__(self):
         for k in ("in_channels", "num_classes", "steps"):
             check_positive_int(f"multi-area config: {k}", getattr(self, k))
-        if self.t_on is not None and (isinstance(self.t_on, bool) or not isinstance(self.t_on, int) or self.t_on < 0):
-            raise ValueError(f"multi-area config: t_on must be None or an int >= 0, got {self.t_on!r}")
+        if self.t_on is not None:
+            check_int("multi-area config: t_on (or null)", self.t_on, 0)
         if isinstance(self.blank, (list, tuple)):
             if len(self.blank) != self.in_channels or not all(isinstance(v, (int, float)) for v in self.blank):
                 raise ValueError(f"multi-area config: blank must be a number or {self.in_channels} numbers "
@@ -133,8 +142,7 @@ class MultiAreaConfig(DictConfig):
             raise ValueError(f"multi-area config: blank must be a number or a list, got {self.blank!r}")
         if self.readout not in READOUTS:
             raise unknown_name("readout", self.readout, READOUTS)
-        if not isinstance(self.dropout_at_test, bool):
-            raise ValueError(f"multi-area config: dropout_at_test must be a bool, got {self.dropout_at_test!r}")
+        check_bool("multi-area config: dropout_at_test", self.dropout_at_test)
         if not isinstance(self.areas, (list, tuple)) or not self.areas:
             raise ValueError("multi-area config: areas must be a non-empty list of dicts")
         self.areas = [self._check_area(i, a) for i, a in enumerate(self.areas)]
@@ -177,9 +185,7 @@ class MultiAreaConfig(DictConfig):
             d.setdefault("rule", "add")
             for k in ("source", "target"):
                 check_name(f"feedback edge {d['source']!r} -> {d['target']!r}", d[k])
-            if d["rule"] not in RULES:
-                raise ValueError(f"feedback edge {d['source']!r} -> {d['target']!r}: unknown rule {d['rule']!r}. "
-                                 f"Valid rules: {', '.join(RULES)}")
+            _check_rule(f"feedback edge {d['source']!r} -> {d['target']!r}", d["rule"])
             if index[d["source"]] <= index[d["target"]]:
                 raise ValueError(f"feedback edge {d['source']!r} -> {d['target']!r}: the source must come after "
                                  f"the target in the area order ({', '.join(names)}); lateral recurrence is the "
@@ -204,16 +210,18 @@ class MultiAreaConfig(DictConfig):
                 or hasattr(nn.ModuleDict(), name):
             raise ValueError(f"multi-area config: area name {name!r} must be a Python identifier other than "
                              "'image' and the nn.ModuleDict attributes")
-        for k in ("channels", "kernel", "stride", "pool"):
+        for k in ("channels", "stride", "pool"):
             check_positive_int(f"area {name!r}: {k}", d[k])
-        if d["kernel"] % 2 == 0:
-            raise ValueError(f"area {name!r}: kernel must be odd, got {d['kernel']}")
+        check_int(f"area {name!r}: kernel", d["kernel"], 1, odd=True)
         if d["cell"] is not None:
             get_cell_class(d["cell"])
-        if not isinstance(d["dropout"], (int, float)) or isinstance(d["dropout"], bool) or not 0 <= d["dropout"] < 1:
-            raise ValueError(f"area {name!r}: dropout must be in [0, 1), got {d['dropout']!r}")
-        if d["act"] not in _ACTS:
-            raise ValueError(f"area {name!r}: act must be 'relu' or None, got {d['act']!r}")
+        check_number(f"area {name!r}: dropout", d["dropout"], 0, 1, max_open=True)
+        check_choice(f"area {name!r}: act", d["act"], _ACTS)
+        if d["norm"] != "instance":
+            check_int(f"area {name!r}: norm (GroupNorm groups, 0 for none, or 'instance')", d["norm"], 0)
+        if d["norm"] != "instance" and d["norm"] and d["channels"] % d["norm"]:
+            raise ValueError(f"area {name!r}: norm must divide channels ({d['channels']}) for GroupNorm, got "
+                             f"{d['norm']}")
         return d
 
     @property
@@ -247,6 +255,17 @@ class StepDropout(nn.Module):
         return f"p={self.p}, at_test={self.at_test}"
 
 
+class ContiguousGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` computed in fp32 on an NCHW copy, returned in the input's dtype and memory format:
+    PyTorch's CPU kernel is 10-20x slower on bf16 channels_last maps (0.4 ms vs 10 ms for 32 x 16 x 32 x 32,
+    forward + backward, one thread), which made a normalised network 3x slower per step under autocast."""
+
+    def forward(self, x):
+        cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        y = F.group_norm(x.contiguous().float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
+        return y.contiguous(memory_format=torch.channels_last) if cl else y
+
+
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
     size = tuple(size)
     if tuple(x.shape[-2:]) == size:
@@ -257,7 +276,7 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 
 
 class Area(nn.Module):
-    """One area: ``conv -> act -> pool -> feedback integration -> cell -> dropout -> output``."""
+    """One area: ``conv -> [norm] -> act -> pool -> feedback integration -> cell -> dropout -> output``."""
 
     def __init__(self, spec: dict, in_channels: int, feedback: list, dropout_at_test: bool = False):
         super().__init__()
@@ -266,6 +285,8 @@ class Area(nn.Module):
         k, s = spec["kernel"], spec["stride"]
         self.kernel, self.stride, self.pool_size = k, s, spec["pool"]
         self.conv = nn.Conv2d(in_channels, ch, k, stride=s, padding=k // 2)
+        groups = ch if spec["norm"] == "instance" else spec["norm"]
+        self.norm = ContiguousGroupNorm(groups, ch) if groups else nn.Identity()
         self.act = nn.ReLU() if spec["act"] == "relu" else nn.Identity()
         self.pool = nn.MaxPool2d(spec["pool"]) if spec["pool"] > 1 else nn.Identity()
         # feedback: {source: (source channels, rule)}
@@ -290,7 +311,7 @@ class Area(nn.Module):
         Returns ``(output, cell state or None)``."""
         size = ff[-1].shape[-2:]
         x = torch.cat([_resize(f, size) for f in ff], 1) if len(ff) > 1 else ff[0]
-        d = self.pool(self.act(self.conv(x)))
+        d = self.pool(self.act(self.norm(self.conv(x))))
         add = gain = None
         cat = []
         for src, rule in self.rules.items():
@@ -367,63 +388,63 @@ class MultiAreaNetwork(nn.Module):
             sizes[n] = a.out_size(height, width) if i == 0 else a.out_size(*sizes[self._ff[n][-1]])
         return sizes
 
-    def forward(self, image: torch.Tensor, steps: int | None = None, halting=None, *, return_steps: bool = True,
-                t_on=_UNSET, shrink: bool | None = None, tbptt: int | None = None,
-                on_step=None) -> RecurrentOutput:
+    def recurrent_parameters(self):
+        """The areas' recurrent cells' parameters (the lateral recurrence; feedforward convolutions,
+        feedback projections and the readout are not included)."""
+        for area in self.areas.values():
+            if area.cell is not None:
+                yield from area.cell.parameters()
+
+    def halting_policy(self, halting):
+        """``halting`` as a policy object (a name, a policy or None: fixed)."""
+        return get_policy(halting)
+
+    def forward(self, image: torch.Tensor, steps: int | None = None, halting=None, *, state=None,
+                return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
+                on_step=None, t_on=_UNSET) -> RecurrentOutput:
         """Unroll for ``steps`` (default ``config.steps``) under ``halting`` (None/"fixed", "confidence",
-        "stable", "convergence", "act", "ponder" or a policy). ``t_on`` overrides the config's (None:
-        the image at every step). ``step_outputs`` is (steps, B, num_classes) with ``return_steps``;
-        ``state`` is the flat tuple (per area: last output, then its cell state)."""
+        "stable", "convergence", "act", "ponder" or a policy); the keywords and defaults are
+        :meth:`RecurrentModel.forward <convrnn.models.recurrent.RecurrentModel.forward>`'s.
+        ``step_outputs`` is (steps, B, num_classes) with ``return_steps``; ``state`` is the dict
+        ``{area: {"output": ..., "cell": ...}}`` (see the module docstring), and ``state=`` continues
+        from a previous call's (the step count t of ``t_on`` starts again at 0 in the new call).
+        ``t_on`` overrides the config's (None: the image at every step)."""
         cfg = self.config
         check_image(image, cfg.in_channels, "image")
         for n, (h, w) in self.spatial_sizes(*image.shape[-2:]).items():
             if h < 1 or w < 1:
                 raise ValueError(f"image of size {tuple(image.shape[-2:])} is too small: area {n!r} would have "
                                  f"spatial size {(h, w)}")
+        if state is not None:
+            if not isinstance(state, dict) or list(state) != list(self.areas):
+                raise ValueError(f"state: expected a dict keyed by the areas {', '.join(self.areas)} (a previous "
+                                 f"call's .state), got {type(state).__name__}"
+                                 + (f" with keys {', '.join(map(str, state))}" if isinstance(state, dict) else ""))
+            check_finite_state(state, "state")
         t_on = cfg.t_on if t_on is _UNSET else t_on
         blank = torch.as_tensor(cfg.blank, dtype=image.dtype, device=image.device)
         blank = blank.view(1, -1, 1, 1) if blank.dim() else blank
-        names = list(self.areas)
-        index = {n: i for i, n in enumerate(names)}
-        r_index = index[self.readout_area]
-        layout = []          # number of cell-state tensors per area (learned at the first step)
 
-        def step(x, state, n):
+        def step(x, prev, n):
             t = n - 1
             frame = x if t_on is None or t < t_on else blank.expand_as(x)
-            if state is None:
-                prev_out, prev_cell = None, [None] * len(names)
-            else:
-                prev_out, prev_cell, pos = [], [], 0
-                for k in layout:
-                    prev_out.append(state[pos])
-                    cs = state[pos + 1:pos + 1 + k]
-                    prev_cell.append(None if k == 0 else cs[0] if k == 1 else tuple(cs))
-                    pos += 1 + k
-            outs, cells = [], []
+            new = {}
             for i, (name, area) in enumerate(self.areas.items()):
                 if i == 0:
                     ff = [frame]
-                elif prev_out is None:         # t = 0: absent inputs are zeros
-                    ff = [torch.zeros_like(outs[index[s]]) for s in self._ff[name]]
+                elif prev is None:             # t = 0: absent inputs are zeros
+                    ff = [torch.zeros_like(new[s]["output"]) for s in self._ff[name]]
                 else:
-                    ff = [prev_out[index[s]] for s in self._ff[name]]
-                fb = {} if prev_out is None else {s: prev_out[index[s]] for s in self._fb[name]}
-                o, s = area(ff, fb, prev_cell[i])
-                outs.append(o)
-                cells.append(s)
-            flat = []
-            if not layout:
-                layout.extend(0 if s is None else 1 if isinstance(s, torch.Tensor) else len(s) for s in cells)
-            for o, s in zip(outs, cells):
-                flat.append(o)
-                if s is not None:
-                    flat.extend((s,) if isinstance(s, torch.Tensor) else s)
-            return outs[r_index], tuple(flat)
+                    ff = [prev[s]["output"] for s in self._ff[name]]
+                fb = {} if prev is None else {s: prev[s]["output"] for s in self._fb[name]}
+                o, c = area(ff, fb, None if prev is None else prev[name]["cell"])
+                new[name] = {"output": o, "cell": c}
+            return new[self.readout_area]["output"], new
 
         with finite_checks_off():            # the image was checked once above, not again at every step
             return run_recurrence(step, self.readout, self.halting_unit, image, cfg.steps if steps is None else steps,
-                                  halting, return_steps=return_steps, shrink=shrink, tbptt=tbptt, on_step=on_step)
+                                  halting, state=state, return_steps=return_steps, shrink=shrink, tbptt=tbptt,
+                                  on_step=on_step)
 
 
 register_architecture(MultiAreaNetwork, MultiAreaConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)
@@ -431,18 +452,16 @@ register_architecture(MultiAreaNetwork, MultiAreaConfig)      # checkpoints rebu
 
 # ---- presets --------------------------------------------------------------------------------------
 
-_PRESET_KNOBS = ("width", "cell", "cell_kwargs", "dropout", "feedback_rule")
+_PRESET_KNOBS = ("width", "cell", "cell_kwargs", "dropout", "feedback_rule", "norm")
 
 
 def _build(areas: list, defaults: dict, kw: dict, recurrent_only_cell: bool = True) -> MultiAreaNetwork:
     """Scale ``areas`` by ``width``, apply the preset knobs, then any MultiAreaConfig field from ``kw``."""
     kw = dict(kw)
     check_keys("multi-area preset", kw, list(_PRESET_KNOBS) + [f.name for f in dataclasses.fields(MultiAreaConfig)])
-    width = kw.pop("width", 1.0)
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
-        raise ValueError(f"multi-area preset: width must be a positive multiplier, got {width!r}")
+    width = check_number("multi-area preset: width (a channel multiplier)", kw.pop("width", 1.0), 0, min_open=True)
     cell, cell_kwargs = kw.pop("cell", None), kw.pop("cell_kwargs", None)
-    dropout, rule = kw.pop("dropout", None), kw.pop("feedback_rule", None)
+    dropout, rule, norm = kw.pop("dropout", None), kw.pop("feedback_rule", None), kw.pop("norm", None)
     areas = [dict(a) for a in areas]
     for a in areas:
         a["channels"] = max(1, int(round(a["channels"] * width)))
@@ -453,10 +472,11 @@ def _build(areas: list, defaults: dict, kw: dict, recurrent_only_cell: bool = Tr
                 a["cell_kwargs"] = dict(cell_kwargs)
         if dropout is not None:
             a["dropout"] = dropout
+        if norm is not None:
+            a["norm"] = norm
     cfg = {**defaults, "areas": areas, **kw}
     if rule is not None:
-        if rule not in RULES:
-            raise ValueError(f"multi-area preset: unknown feedback_rule {rule!r}. Valid rules: {', '.join(RULES)}")
+        _check_rule("multi-area preset: feedback_rule", rule)
         cfg["feedback"] = [{**_edge("feedback edge", e, ("source", "target", "rule")), "rule": rule}
                            for e in cfg.get("feedback", [])]
     return MultiAreaNetwork(MultiAreaConfig.from_dict(cfg))
@@ -476,7 +496,7 @@ def greco_ff(**kw):
     """Greco et al. (2025)-style ConvRNN *without* top-down feedback: three ConvGRU areas L1-L3
     (32/64/128 channels x ``width``, 3x3 convs, max-pool 2 each), dropout 0.2 in every area, 10 steps
     with the image on for all 10, average-pool + linear readout on L3. The paper's sizes are
-    unpublished: these are our defaults. Knobs: width, cell, cell_kwargs, dropout, feedback_rule and
+    unpublished: these are our defaults. Knobs: width, cell, cell_kwargs, dropout, feedback_rule, norm (GroupNorm groups) and
     any MultiAreaConfig field."""
     return _build(_greco_areas(), dict(_GRECO), kw)
 

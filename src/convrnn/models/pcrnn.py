@@ -44,13 +44,14 @@ leaves data consistency exact (up to FFT rounding); ``residual=True`` adds a ski
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..cells.base import conv
-from ..errors import DictConfig, check_image, check_keys, check_positive_int, finite_checks_off
+from ..errors import DictConfig, check_image, check_int, check_keys, check_positive_int, finite_checks_off
 from ..registry import create_cell, get_cell_class, register_architecture, register_model
 from ..mri.fft import apply_mask, data_consistency, ifft2c, rss
 
@@ -63,7 +64,7 @@ class PCRNNConfig(DictConfig):
 
     coils: int = 1                     # C: the input/output have 2C channels
     width: int = 32                    # hidden channels of every module
-    iterations: tuple = (5, 5, 5)      # default T_m per module (forward(iterations=...) overrides)
+    iterations: tuple = (5, 5, 5)      # default T_m per module (forward(steps=...) overrides)
     scales: tuple = (4, 2, 1)          # encoder stride of each module, coarse to fine
     cell: str = "additive"             # "additive" (the paper) or a registered cell name
     cell_kwargs: dict = field(default_factory=dict)
@@ -76,7 +77,7 @@ class PCRNNConfig(DictConfig):
             check_positive_int(f"pcrnn config: {k}", getattr(self, k))
         scales = tuple(self.scales) if isinstance(self.scales, (list, tuple)) else None
         if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 or (s > 1 and s % 2)
-                             for s in scales):
+                             for s in scales):    # the one "1 or even" check: no helper for it
             raise ValueError(f"pcrnn config: scales must be a non-empty sequence of strides, each 1 or even, "
                              f"got {self.scales!r}")
         self.scales = scales
@@ -95,8 +96,7 @@ def _check_iterations(it, n: int, what: str) -> tuple:
     if not isinstance(it, (list, tuple)) or len(it) != n:
         raise ValueError(f"{what}: expected an int or {n} ints (one per module), got {it!r}")
     for v in it:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{what}: iteration counts must be ints >= 0, got {it!r}")
+        check_int(f"{what}: each iteration count", v, 0)
     return tuple(int(v) for v in it)
 
 
@@ -112,8 +112,7 @@ class AdditiveRNNCell(nn.Module):
         if in_channels != hidden_channels:
             raise ValueError(f"AdditiveRNNCell: in_channels ({in_channels}) must equal hidden_channels "
                              f"({hidden_channels})")
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"AdditiveRNNCell: kernel_size must be a positive odd int, got {kernel_size!r}")
+        check_int("AdditiveRNNCell: kernel_size", kernel_size, 1, odd=True)
         self.hidden_channels = hidden_channels
         self.res = nn.Sequential(conv(hidden_channels, hidden_channels, kernel_size), nn.ReLU(),
                                  conv(hidden_channels, hidden_channels, kernel_size))
@@ -196,19 +195,32 @@ class PCRNN(nn.Module):
     def channels(self) -> int:
         return 2 * self.config.coils
 
-    def forward(self, kspace: torch.Tensor, mask, iterations=None, *,
-                return_intermediates: bool = False) -> PCRNNOutput:
+    def recurrent_parameters(self):
+        """The weight-tied recurrent units' parameters: every pyramid level's cell (encoders, decoders
+        and the final CNN are not included)."""
+        for level in self.levels:
+            yield from level.cell.parameters()
+
+    def forward(self, kspace: torch.Tensor, mask, steps=None, *, return_intermediates: bool = False,
+                iterations=None) -> PCRNNOutput:
         """Reconstruct from masked k-space ``(B, 2C, H, W)`` (real/imag interleaved per coil) and
         its column ``mask`` (``(W,)``, ``(1, 1, W)`` or ``(B, 1, 1, W)``; 1 = measured).
-        ``iterations``: an int or one int per module (default ``config.iterations``)."""
+        ``steps``: the iterations T_m, an int (every module) or one int per module (default
+        ``config.iterations``), as ``steps`` of the other families. ``iterations=`` is its deprecated
+        older name."""
+        if iterations is not None:
+            if steps is not None:
+                raise ValueError("pcrnn: pass steps= or its deprecated name iterations=, not both")
+            warnings.warn("PCRNN(..., iterations=) is deprecated: use steps=", DeprecationWarning, stacklevel=2)
+            steps = iterations
         cfg = self.config
         check_image(kspace, self.channels, "pcrnn k-space")
         H, W = kspace.shape[-2:]
         smax = max(cfg.scales)
         if H < smax or W < smax:
             raise ValueError(f"pcrnn: image size {(H, W)} is smaller than the largest stride {smax}")
-        its = cfg.iterations if iterations is None else _check_iterations(iterations, len(cfg.scales),
-                                                                         "pcrnn iterations")
+        its = cfg.iterations if steps is None else _check_iterations(steps, len(cfg.scales),
+                                                                     "pcrnn steps (iterations per module)")
         mask = torch.as_tensor(mask, device=kspace.device)
         y = apply_mask(kspace, mask)  # validates that the mask broadcasts
         x = ifft2c(y)
@@ -230,12 +242,12 @@ class PCRNN(nn.Module):
         return PCRNNOutput(image=image, module_outputs=[o * scale for o in outs], intermediates=inter,
                            scales=tuple(cfg.scales))
 
-    def reconstruct(self, kspace_masked: torch.Tensor, mask, iterations=None, *, forward=None) -> torch.Tensor:
+    def reconstruct(self, kspace_masked: torch.Tensor, mask, steps=None, *, forward=None) -> torch.Tensor:
         """The MRI task's entry point: RSS magnitude ``(B, H, W)`` of the reconstruction from masked
-        k-space ``(B, 2C, H, W)`` and masks ``(B, 1, 1, W)``; ``iterations`` as in :meth:`forward`.
-        ``forward``: the callable that runs this model (default ``self``; the task passes a
-        DistributedDataParallel wrapper so that gradients are synchronised)."""
-        return (self if forward is None else forward)(kspace_masked, mask, iterations).magnitude()
+        k-space ``(B, 2C, H, W)`` and masks ``(B, 1, 1, W)``; ``steps`` (iterations per module) as in
+        :meth:`forward`. ``forward``: the callable that runs this model (default ``self``; the task
+        passes a DistributedDataParallel wrapper so that gradients are synchronised)."""
+        return (self if forward is None else forward)(kspace_masked, mask, steps).magnitude()
 
 
 register_architecture(PCRNN, PCRNNConfig)      # checkpoints rebuild it (convrnn.checkpoint.load_model)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import (DictConfig, check_finite_state, check_image, check_keys, check_positive_int, finite_checks_off,
-                      unknown_name)
+from ..errors import (DictConfig, check_bool, check_finite_state, check_image, check_keys, check_positive_int,
+                      finite_checks_off, unknown_name)
 from ..halting import AnswerDynamics, RecurrentOutput, get_policy, run_recurrence
 from ..layers import HEADS, DynamicsHaltingHead, HaltingUnit
 from ..registry import create_cell, get_cell_class, register_architecture
@@ -49,8 +49,7 @@ class RecurrentConfig(DictConfig):
             check_positive_int(f"model config: {k}", getattr(self, k))
         if not isinstance(self.cell_kwargs, dict):
             raise ValueError(f"model config: cell_kwargs must be a mapping, got {self.cell_kwargs!r}")
-        if not isinstance(self.dynamics_halting, bool):
-            raise ValueError(f"model config: dynamics_halting must be true or false, got {self.dynamics_halting!r}")
+        check_bool("model config: dynamics_halting", self.dynamics_halting)
         if self.default_halting == "learned" and not self.dynamics_halting:
             raise ValueError("model config: default_halting 'learned' needs dynamics_halting: true")
 
@@ -88,6 +87,11 @@ class RecurrentModel(nn.Module):
             return AnswerDynamics(self.dynamics_head)
         return get_policy(halting)
 
+    def recurrent_parameters(self):
+        """The weight-tied recurrent block's parameters: the cell's (training may give them their own
+        learning rate, ``recurrent_lr_scale``)."""
+        return self.cell.parameters()
+
     def _hoists(self) -> bool:
         """Does the cell take a precomputed ``drive=`` (every built-in cell; maybe not a user's)?"""
         return "drive" in inspect.signature(self.cell.forward).parameters
@@ -95,9 +99,12 @@ class RecurrentModel(nn.Module):
     def forward(self, image: torch.Tensor, steps: int | None = None, halting=None, *, state=None,
                 return_steps: bool = False, shrink: bool | None = None, tbptt: int | None = None,
                 on_step=None) -> RecurrentOutput:
-        """Run up to ``steps`` iterations under ``halting`` ("fixed", "act", "ponder", "confidence",
-        "convergence", "stable" or a policy object). ``state`` continues from a previous call's
-        ``.state`` (without recall the image is not shown again)."""
+        """Run up to ``steps`` iterations (default ``config.steps``) under ``halting`` ("fixed", "act",
+        "ponder", "confidence", "convergence", "stable" or a policy object). ``state`` continues from a
+        previous call's ``.state`` (without recall the image is not shown again). The keywords and their
+        defaults are every recurrent family's (:class:`~convrnn.models.multiarea.MultiAreaNetwork` too):
+        ``return_steps`` keeps every step's output in ``step_outputs``; ``shrink``, ``tbptt`` and
+        ``on_step`` are :func:`~convrnn.halting.run_recurrence`'s."""
         check_image(image, self.config.in_channels, "image")
         halting = self.halting_policy(halting)
         e = self.encoder(image)

@@ -49,6 +49,10 @@ class ConvRNN(nn.Module):
     def channels_last_friendly(self) -> bool:
         return getattr(self.layers[0], "channels_last_friendly", True)
 
+    def recurrent_parameters(self):
+        """The recurrent cells' parameters: every layer's (here that is all of them)."""
+        return self.layers.parameters()
+
     def forward(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         if not isinstance(x, torch.Tensor) or x.dim() != 5:
             raise ValueError(f"ConvRNN: expected a (batch, time, channels, height, width) tensor, got "

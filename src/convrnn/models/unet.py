@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DictConfig, check_image, check_keys
+from ..errors import DictConfig, check_image, check_keys, check_number, check_positive_int
 from ..registry import register_architecture, register_model
 from ..mri.fft import ifft2c, rss
 
@@ -77,10 +77,8 @@ class UNet(nn.Module):
                  drop_prob: float = 0.0, normalize: bool = True):
         super().__init__()
         for name, v in (("in_chans", in_chans), ("out_chans", out_chans), ("chans", chans), ("num_pools", num_pools)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"unet_mri: {name} must be a positive int, got {v!r}")
-        if not 0.0 <= float(drop_prob) < 1.0:
-            raise ValueError(f"unet_mri: drop_prob must be in [0, 1), got {drop_prob!r}")
+            check_positive_int(f"unet_mri: {name}", v)
+        check_number("unet_mri: drop_prob", drop_prob, 0, 1, max_open=True)
         self.in_chans, self.out_chans, self.num_pools, self.normalize = in_chans, out_chans, num_pools, normalize
         self.config = UNetConfig(in_chans, out_chans, chans, num_pools, float(drop_prob), bool(normalize))
         self.down = nn.ModuleList()
@@ -97,6 +95,10 @@ class UNet(nn.Module):
             self.up_blocks.append(_block(c, c // 2, drop_prob))
             c //= 2
         self.head = nn.Conv2d(c, out_chans, 1)
+
+    def recurrent_parameters(self):
+        """None: the U-Net is not recurrent (an empty iterator, for the common model contract)."""
+        return iter(())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         check_image(image, self.in_chans, "unet_mri input")
@@ -124,13 +126,13 @@ class UNet(nn.Module):
             x = x * std + mean
         return x
 
-    def reconstruct(self, kspace_masked: torch.Tensor, mask=None, iterations=None, *, forward=None) -> torch.Tensor:
+    def reconstruct(self, kspace_masked: torch.Tensor, mask=None, steps=None, *, forward=None) -> torch.Tensor:
         """The MRI task's entry point: magnitude ``(B, H, W)`` from masked k-space ``(B, 2C, H, W)``
         (``mask`` unused: the input is the zero-filled RSS magnitude, :func:`zero_filled_magnitude`).
-        ``iterations`` must be None (the U-Net has none); ``forward``: the callable that runs this
+        ``steps`` must be None (the U-Net has no iterations); ``forward``: the callable that runs this
         model (default ``self``; the task passes a DistributedDataParallel wrapper)."""
-        if iterations is not None:
-            raise ValueError("mri: iterations= applies to pcrnn models only")
+        if steps is not None:
+            raise ValueError("mri: iterations (steps=) apply to pcrnn models only")
         return (self if forward is None else forward)(zero_filled_magnitude(kspace_masked)).squeeze(1)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import check_int
 from .fft import _fft2c_np
 from .h5 import _atomic_h5, _header_xml
 from .masks import MASKS, random_mask
@@ -124,20 +125,27 @@ def _phantom_volume(rng, slices: int, H: int, W: int, coils: int):
     return images, maps
 
 
-def _check_pos_int(v, name: str, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ValueError(f"phantoms: {name} must be an int >= {minimum}, got {v!r}")
-    return int(v)
+def _int(v, name: str, minimum: int) -> int:
+    """``check_int`` that also takes numpy ints (volume indices and sizes often come from arrays)."""
+    return check_int(f"phantoms: {name}", int(v) if isinstance(v, np.integer) else v, minimum)
+
+
+def check_phantom_options(slices, size, coils) -> tuple[int, int, int, int]:
+    """``(slices, H, W, coils)`` from a phantom set's options, checked: ``slices >= 1``, ``size`` an int
+    or ``(H, W)``, each at least 8, ``coils >= 0``."""
+    H, W = (size, size) if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else tuple(size)
+    return _int(slices, "slices", 1), _int(H, "size", 8), _int(W, "size", 8), _int(coils, "coils", 0)
 
 
 def phantom_volume(seed: int, index: int, slices: int, size, coils: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Volume ``index`` of the phantom set ``seed`` in memory: k-space complex64 ``(slices, H, W)``
     (``coils=0``) or ``(slices, coils, H, W)``, and the float32 magnitude target ``(slices, H, W)``
     (``|image|``, or the RSS of the coil images).  :func:`write_phantom_volumes` stores exactly these."""
-    H, W = (size, size) if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else tuple(size)
-    H, W = _check_pos_int(H, "size", 8), _check_pos_int(W, "size", 8)
-    slices, coils = _check_pos_int(slices, "slices", 1), _check_pos_int(coils, "coils", 0)
-    seed, index = _check_pos_int(seed, "seed", 0), _check_pos_int(index, "index", 0)
+    slices, H, W, coils = check_phantom_options(slices, size, coils)
+    return _volume(_int(seed, "seed", 0), _int(index, "index", 0), slices, H, W, coils)
+
+
+def _volume(seed: int, index: int, slices: int, H: int, W: int, coils: int) -> tuple[np.ndarray, np.ndarray]:
     images, maps = _phantom_volume(np.random.default_rng([seed, index]), slices, H, W, coils)
     if maps is None:
         coil_images, target = images, np.abs(images)
@@ -158,12 +166,8 @@ def write_phantom_volumes(out_dir, n_volumes: int, *, slices: int = 16, size=128
     mask (seeded per volume), the ``mask`` dataset and ``acceleration``/``num_low_frequency``
     attributes, no targets.  Files are ``phantom_{i:04d}.h5``, written atomically.
     """
-    n_volumes = _check_pos_int(n_volumes, "n_volumes", 1)
-    slices = _check_pos_int(slices, "slices", 1)
-    coils = _check_pos_int(coils, "coils", 0)
-    seed = _check_pos_int(seed, "seed", 0)
-    H, W = (size, size) if isinstance(size, (int, np.integer)) and not isinstance(size, bool) else tuple(size)
-    H, W = _check_pos_int(H, "size", 8), _check_pos_int(W, "size", 8)
+    n_volumes, seed = _int(n_volumes, "n_volumes", 1), _int(seed, "seed", 0)
+    slices, H, W, coils = check_phantom_options(slices, size, coils)
     if undersample is not None and undersample not in MASKS:
         raise ValueError(f"write_phantom_volumes: undersample must be None or one of {sorted(MASKS)}, got {undersample!r}")
     out_dir = Path(out_dir)
@@ -172,7 +176,7 @@ def write_phantom_volumes(out_dir, n_volumes: int, *, slices: int = 16, size=128
     header = _header_xml(H, W, coils, acquisition).encode()
     paths = []
     for v in range(n_volumes):
-        kspace, target = phantom_volume(seed, v, slices, (H, W), coils)
+        kspace, target = _volume(seed, v, slices, H, W, coils)
         attrs = {"max": float(target.max()), "acquisition": acquisition,
                  "patient_id": hashlib.sha256(f"convrnn-phantom:{seed}:{v}".encode()).hexdigest()}
         mask = None

@@ -15,6 +15,7 @@ __all__ = ["TASKS", "Task", "get_task", "task_class"]
 
 TASKS = {"mazes": "convrnn.tasks.maze_task:MazeTask", "pathfinder": "convrnn.tasks.pathfinder_task:PathfinderTask",
          "classification": "convrnn.tasks.classification:ClassificationTask",
+         "clutter": "convrnn.tasks.clutter_task:ClutterTask",
          "mri": "convrnn.tasks.mri_recon:MRITask"}
 # MRI data and operators (fastMRI format, phantoms, masks, FFTs, metrics) live in convrnn.mri (re-exported by
 # convrnn.tasks.mri), the trainer glue and evaluation in convrnn.tasks.mri_recon.
@@ -26,7 +27,7 @@ def task_class(name: str) -> type[Task]:
     if name not in TASKS:
         raise unknown_name("task", name, TASKS)
     module, cls = TASKS[name].split(":")
-    if name in ("mazes", "pathfinder"):      # their generators are numba kernels
+    if name in ("mazes", "pathfinder", "clutter"):      # their generators are numba kernels
         require("numba", "tasks")
     if name == "mri":
         require("h5py", "mri")

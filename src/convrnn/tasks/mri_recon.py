@@ -23,8 +23,9 @@ volume on magnitude images centre-cropped to the target size, ``maxval`` the tar
 then mean and standard deviation over volumes; masks are seeded per file and slice
 (:class:`~convrnn.mri.data.MRISliceDataset`).
 
-Models plug in through one method, ``model.reconstruct(kspace_masked, mask, iterations, forward=...)
--> (B, H, W)`` magnitude (PC-RNN and the U-Net define it); the task does not know the classes.
+Models plug in through one method, ``model.reconstruct(kspace_masked, mask, steps, forward=...)
+-> (B, H, W)`` magnitude (PC-RNN and the U-Net define it; ``steps`` is the iterations per module, the
+task's ``iterations``); the task does not know the classes.
 """
 from __future__ import annotations
 
@@ -37,14 +38,14 @@ import numpy as np
 import torch
 
 from ..analysis.plots import pyplot, save_figure
-from ..errors import check_keys
+from ..errors import check_choice, check_keys, check_number
 from ..models.pcrnn import PCRNN
 from ..mri.data import MRISliceDataset, _collect_paths
 from ..mri.fft import channels_to_complex, complex_to_channels, rss, zero_filled
 from ..mri.h5 import MRIDataError, read_volume
 from ..mri.masks import MASK_KINDS, MASKS, make_mask
 from ..mri.metrics import center_crop, nmse, nmse_ssim_loss, psnr, ssim
-from ..mri.phantoms import _check_pos_int, phantom_volume, write_phantom_volumes
+from ..mri.phantoms import check_phantom_options, phantom_volume, write_phantom_volumes
 from .base import Task
 
 DATA_KEYS = ("size", "slices", "coils", "accelerations", "mask_kind", "ssim_weight", "val_data")
@@ -82,7 +83,6 @@ def _match(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 def _phantom_set(n_slices: int, seed: int, size: int, slices: int, coils: int):
-    slices = _check_pos_int(slices, "slices", 1)
     vols = [phantom_volume(seed, v, slices, size, coils) for v in range(math.ceil(n_slices / slices))]
     k = np.concatenate([v[0] for v in vols])[:n_slices]
     t = np.concatenate([v[1] for v in vols])[:n_slices]
@@ -138,10 +138,9 @@ class MRITask(Task):
         accs = (accelerations,) if isinstance(accelerations, str) else tuple(accelerations)
         if not accs or any(a not in MASKS for a in accs):
             raise ValueError(f"mri: accelerations must be a non-empty list of {sorted(MASKS)}, got {list(accs)}")
-        if mask_kind not in MASK_KINDS:
-            raise ValueError(f"mri: mask_kind must be one of {list(MASK_KINDS)}, got {mask_kind!r}")
-        if isinstance(ssim_weight, bool) or not isinstance(ssim_weight, (int, float)) or ssim_weight < 0:
-            raise ValueError(f"mri data_kwargs: ssim_weight must be a number >= 0, got {ssim_weight!r}")
+        check_choice("mri: mask_kind", mask_kind, MASK_KINDS)
+        check_number("mri data_kwargs: ssim_weight", ssim_weight, 0)
+        check_phantom_options(slices, size, coils)       # here, not when the phantoms are made
         self._accelerations_arg = accelerations
         self.accelerations, self.mask_kind, self.ssim_weight = accs, mask_kind, float(ssim_weight)
         self.size, self.slices, self.coils, self.val_data = size, slices, coils, val_data

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import check_bool, check_choice, check_number
 from .base import Task, parse_levels
 from .pathfinder import PRESETS, generate_pathfinder, load_pathfinder
 
@@ -146,12 +147,9 @@ class PathfinderTask(Task):
                              f"{', '.join(self.OPTIONS)}")
         if preset not in PRESETS:
             raise ValueError(f"unknown PathFinder preset {preset!r}; valid: {', '.join(PRESETS)}")
-        if target not in TARGETS:
-            raise ValueError(f"PathFinder target must be one of {', '.join(TARGETS)}, got {target!r}")
-        if isinstance(ink_weight, bool) or not isinstance(ink_weight, (int, float)) or not ink_weight > 0:
-            raise ValueError(f"PathFinder ink_weight must be a number > 0, got {ink_weight!r}")
-        if not isinstance(vary, bool):
-            raise ValueError(f"PathFinder vary must be true or false, got {vary!r}")
+        check_choice("PathFinder target", target, TARGETS)
+        check_number("PathFinder ink_weight", ink_weight, 0, min_open=True)
+        check_bool("PathFinder vary", vary)
         self.preset, self.target, self.ink_weight, self.vary = preset, target, float(ink_weight), vary
 
     def options(self) -> dict:
