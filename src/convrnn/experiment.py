@@ -15,6 +15,10 @@ a plain key replaces the whole value), a list of ``seeds`` and ``analysis`` sett
    loop never selects on them, it only logs their accuracy:
 
    * ``accuracy``: clean accuracy of the final readout step;
+   * ``acc_hardest``: with ``levels`` (the task's difficulty levels, e.g. clutter 0..6 or digit noise
+     std), final-step accuracy on ``level_n`` fresh images per level (``task.eval_data``, seeded by
+     the analysis seed + 7, the same images for every run); the metric is the last level's, the
+     curve ``levels`` holds them all (``n/a`` without levels);
    * ``speed_auc``: :func:`~convrnn.analysis.robustness.speed_accuracy`'s AUC, the mean clean
      accuracy over readout steps 1..T;
    * ``noise_auc``: final-step accuracy against the noise level
@@ -36,7 +40,8 @@ a plain key replaces the whole value), a list of ``seeds`` and ``analysis`` sett
    for a single seed), and writes ``experiment.json`` (config, per-seed values and curves,
    aggregates, library versions), ``report.md`` and the figures ``metrics.png`` (a bar per
    condition and metric, error bars ± sd, one dot per seed), ``robustness.png`` (accuracy against
-   noise level and against readout step, mean ± sd shaded) and ``divergence.png``.
+   noise level and against readout step, mean ± sd shaded), ``divergence.png`` and, with levels,
+   ``levels.png`` and a table of accuracy by level.
 
 ``equal_params`` ({reference, knob, tolerance}) gives every condition the same parameter budget:
 each condition's ``model_kwargs[knob]`` (default ``width``) is set by :func:`match_param_count`

@@ -28,7 +28,7 @@ three stroke widths and two resolutions, made by ``scripts/make_glyphs.py`` and 
 depends only on ``(seed, index)``.  Each image draws from its own SplitMix64 stream seeded by
 ``(seed, start + i)``; generating images 5..14 gives the same pixels as images 5..14 of a larger call.
 A numba kernel renders them (bilinear sampling of the glyph under an inverse affine map, per-glyph
-bounding boxes): about 60-200k images/s on one core at 32 px depending on the level
+bounding boxes): 30,000-490,000 images/s on one core at 32 px depending on the level, 7-13x a Pillow renderer
 (``benchmarks/clutter_speed.py``).
 
 Data files: ``.npz`` with ``images`` (N, 1, S, S) uint8, ``labels`` int64, ``occluded`` float32,
@@ -203,8 +203,11 @@ def _affine(st, scale, jitter):
 
 
 @njit(cache=True)
-def _render(images, labels, occluded, masks, atlas, extent, normal, ink, seed, start, clutter, debris, occlusion, noise, jitter,
-            glyph_size, spread, fragment, occluder):
+def _render(images, labels, occluded, masks, atlas, extent, normal, ink, seed, start, clutter, debris, occlusion,
+            noise, jitter, glyph_size, spread, fragment, occluder):
+    """Draw image ``i`` from the stream ``(seed, start + i)``: label, fragments, distractors, the target,
+    occluders, noise (see the module docstring); ``masks`` gets 1 on the target's visible ink, 2 under
+    occluders."""
     n, S = images.shape[0], images.shape[1]
     V, C, box = atlas.shape[0], atlas.shape[1], atlas.shape[2] - 2
     scale = glyph_size * S / ink
