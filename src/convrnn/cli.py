@@ -1,4 +1,5 @@
-"""The ``convrnn`` command line: ``convrnn list|demo|data|train|eval|experiment|analyze``."""
+# Over 600 lines on purpose: one argparse tree for every subcommand and the thin handlers that call the app layer.
+"""The ``convrnn`` command line: ``convrnn list|demo|data|train|eval|fit-halting|experiment|analyze|search``."""
 from __future__ import annotations
 
 import argparse
