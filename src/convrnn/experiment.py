@@ -437,21 +437,21 @@ def _metrics(model, x, y, steps: int, s: AnalysisSettings) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
-def _level_accuracy(model, cfg, steps: int, s: AnalysisSettings):
+def _level_accuracy(model, cfg, steps: int, s: AnalysisSettings, cache: dict):
     """Final-step accuracy on ``s.level_n`` fresh images at each of ``s.levels`` (the task's ``eval_data``,
-    seeded by the analysis seed, the same images for every run): (accuracy at the last level, the list);
-    (None, []) without levels."""
+    seeded by the analysis seed, the same images for every run, made once per data config in ``cache``):
+    (accuracy at the last level, the list); (None, []) without levels."""
     if not s.levels:
         return None, []
     from .analysis.robustness import speed_accuracy
     from .runtime import autocast
     from .tasks import get_task
-    task = get_task(cfg.task, **cfg.data_kwargs)
-    accs = []
-    for level in s.levels:
-        x, y = task.eval_data(level, s.level_n, s.seed + 7)
-        with autocast(s.amp, next(model.parameters()).device):
-            accs.append(speed_accuracy(model, x, y, steps, s.batch_size)["final"])
+    key = json.dumps(["levels", cfg.task, cfg.data_kwargs, s.levels, s.level_n, s.seed], sort_keys=True, default=str)
+    if key not in cache:
+        task = get_task(cfg.task, **cfg.data_kwargs)
+        cache[key] = [task.eval_data(level, s.level_n, s.seed + 7) for level in s.levels]
+    with autocast(s.amp, next(model.parameters()).device):
+        accs = [speed_accuracy(model, x, y, steps, s.batch_size)["final"] for x, y in cache[key]]
     return accs[-1], accs
 
 
@@ -473,7 +473,8 @@ def _analyse_run(cfg, settings: AnalysisSettings, data_cache: dict, log) -> tupl
                          f"{', '.join(getattr(model, 'areas', {}))}")
     steps = settings.steps or cfg.steps
     res = _analyse(model, x, y, steps, settings)
-    res["metrics"]["acc_hardest"], res["curves"]["levels"] = _level_accuracy(model, cfg, steps, settings)
+    res["metrics"]["acc_hardest"], res["curves"]["levels"] = _level_accuracy(model, cfg, steps, settings,
+                                                                              data_cache)
     res = json_ready({"settings": want, "model_mtime_ns": stamp, **res})
     atomic_write_text(path, json.dumps(res, indent=1) + "\n")
     return res, f"analysed in {res['seconds']:.1f} s"

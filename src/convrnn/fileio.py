@@ -58,7 +58,8 @@ class RunLockedError(OSError):
 LOCK_NAME = ".lock"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Does process ``pid`` exist on this host (also when another user owns it)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -124,7 +125,7 @@ class RunLock:
             else:
                 owner = self._owner()
                 pid = owner.get("pid")
-                if isinstance(pid, int) and pid != os.getpid() and owner.get("host") == host and _pid_alive(pid):
+                if isinstance(pid, int) and pid != os.getpid() and owner.get("host") == host and pid_alive(pid):
                     os.close(fd)
                     self._refuse(owner)
             os.ftruncate(fd, 0)

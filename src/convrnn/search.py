@@ -45,6 +45,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .fileio import pid_alive
 from .search_space import FirstChoice      # (torch-free at import, like this module: the CLI imports it)
 
 __all__ = ["SearchConfig", "load_search", "OBJECTIVES", "default_storage", "open_study", "run_search", "run_worker",
@@ -273,16 +274,6 @@ def open_study(cfg: SearchConfig, storage: str, study_name: str, worker: int = 0
     return study
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_orphans(study) -> list:
     """Mark FAIL every RUNNING trial whose worker ran on this host and is gone (a killed worker), and
     let Optuna's heartbeat fail stale ones from other hosts; returns the numbers failed here."""
@@ -292,7 +283,7 @@ def fail_orphans(study) -> list:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = str(t.user_attrs.get("worker", ""))
         h, _, pid = w.rpartition(":")
-        if h == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if h == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             try:
                 study._storage.set_trial_user_attr(t._trial_id, "orphaned", f"worker {w} was gone")
                 if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):

@@ -106,9 +106,9 @@ class MultiAreaConfig(DictConfig):
     feedforward only, or a registered cell name), ``cell_kwargs`` ({}), ``dropout`` (0.0), ``act``
     ("relu" or None, after the feedforward conv), ``norm`` (0: none; the number of groups of a
     GroupNorm between the feedforward conv and its activation; ``"instance"``: one group per channel,
-    i.e. instance normalisation with an affine map, which works at any width). ``feedforward``: None (a chain in area order) or a
-    list of {source, target} edges. ``feedback``: list of {source, target, rule} with rule one of
-    "add" (default), "gain", "concat". ``t_on``: steps the image is shown (None: all of them);
+    i.e. instance normalisation with an affine map, which works at any width). ``feedforward``: None
+    (a chain in area order) or a list of {source, target} edges. ``feedback``: list of {source,
+    target, rule} with rule one of "add" (default), "gain", "concat". ``t_on``: steps the image is shown (None: all of them);
     ``blank``: the value (or one value per input channel) shown afterwards.
     """
 
@@ -219,9 +219,9 @@ class MultiAreaConfig(DictConfig):
         check_choice(f"area {name!r}: act", d["act"], _ACTS)
         if d["norm"] != "instance":
             check_int(f"area {name!r}: norm (GroupNorm groups, 0 for none, or 'instance')", d["norm"], 0)
-        if d["norm"] != "instance" and d["norm"] and d["channels"] % d["norm"]:
-            raise ValueError(f"area {name!r}: norm must divide channels ({d['channels']}) for GroupNorm, got "
-                             f"{d['norm']}")
+            if d["norm"] and d["channels"] % d["norm"]:
+                raise ValueError(f"area {name!r}: norm must divide channels ({d['channels']}) for GroupNorm, got "
+                                 f"{d['norm']}")
         return d
 
     @property

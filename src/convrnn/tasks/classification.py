@@ -35,7 +35,7 @@ from .base import Task, parse_levels
 
 __all__ = ["ClassificationDataError", "UnsafePickleError", "RestrictedUnpickler", "load_cifar",
            "load_image_folder", "load_digits", "RandomCrop", "RandomHorizontalFlip", "Normalize", "Compose",
-           "ClassificationTask", "DATASETS", "IMAGE_EXTENSIONS"]
+           "ClassificationTask", "DATASETS", "IMAGE_EXTENSIONS", "to_tensors", "split_train_val"]
 
 DATASETS = ("digits", "cifar10", "cifar100", "folder")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -450,6 +450,25 @@ class Compose:
 
 # --------------------------------------------------------------------------- trainer glue
 
+def to_tensors(x, y):
+    """Images (uint8 scaled to [0, 1], or float) as float32 and labels as int64 tensors."""
+    import torch
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    t = t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+    return t, torch.from_numpy(np.asarray(y, dtype=np.int64))
+
+
+def split_train_val(x, y, val_fraction: float, split_seed: int):
+    """``((x_train, y_train), (x_val, y_val))``: ``val_fraction`` held out (at least one) by a permutation
+    seeded with ``split_seed``, each part in the original order; independent of any training seed."""
+    n = len(y)
+    n_val = max(1, int(round(n * val_fraction)))
+    perm = np.random.default_rng(split_seed).permutation(n)
+    tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    return (x[tr], y[tr]), (x[va], y[va])
+
+
+
 class ClassificationTask(Task):
     """Trainer/evaluator glue for image classification: images as float32 in [0, 1], integer labels,
     cross-entropy, accuracy per image.
@@ -488,19 +507,8 @@ class ClassificationTask(Task):
         self._cache: dict = {}
         self.augment = Compose([RandomCrop(4), RandomHorizontalFlip(0.5)]) if dataset.startswith("cifar") else None
 
-    @staticmethod
-    def _tensors(x, y):
-        import torch
-        t = torch.from_numpy(np.ascontiguousarray(x))
-        t = t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
-        return t, torch.from_numpy(np.asarray(y, dtype=np.int64))
-
     def _split(self, x, y):
-        n = len(y)
-        n_val = max(1, int(round(n * self.val_fraction)))
-        perm = np.random.default_rng(self.split_seed).permutation(n)
-        tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-        return (x[tr], y[tr]), (x[va], y[va])
+        return split_train_val(x, y, self.val_fraction, self.split_seed)
 
     def _load(self, root=None):
         root = root or self.root
@@ -532,7 +540,7 @@ class ClassificationTask(Task):
                 x, y, classes = load_image_folder(r, self.size)
                 train, val = self._split(x, y)
         self.classes = classes
-        out = self._cache[key] = (self._tensors(*train), self._tensors(*val))
+        out = self._cache[key] = (to_tensors(*train), to_tensors(*val))
         return out
 
     def _resize(self, x, y):

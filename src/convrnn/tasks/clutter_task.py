@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Task, parse_levels
+from .classification import split_train_val, to_tensors
 from .clutter import CLASSES, MAX_LEVEL, generate_clutter, level_knobs, load_clutter
 
 __all__ = ["ClutterTask"]
@@ -48,11 +49,6 @@ class ClutterTask(Task):
         return {"size": self.size, "levels": self.levels, "knobs": self.knobs, "val_fraction": self.val_fraction,
                 "split_seed": self.split_seed}
 
-    @staticmethod
-    def _tensors(x, y):
-        import torch
-        return torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0), torch.from_numpy(np.asarray(y, np.int64))
-
     def generate(self, n: int, seed: int, levels=None):
         """``n`` images drawn equally from ``levels`` (default the task's), level ``levels[j]`` taking the
         stream indices ``[j * n, (j + 1) * n)`` of ``seed``: images, labels, each image's level."""
@@ -75,21 +71,19 @@ class ClutterTask(Task):
                 raise ValueError(f"clutter data {cfg.data}: images are {x.shape[-2]}x{x.shape[-1]} px, the task's "
                                  f"size is {self.size}; set data_kwargs.size")
             self.classes = classes
-            n_val = max(1, int(round(len(y) * self.val_fraction)))
-            perm = np.random.default_rng(self.split_seed).permutation(len(y))
-            tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-            return self._tensors(x[tr], y[tr]), self._tensors(x[va], y[va])
+            train, val = split_train_val(x, y, self.val_fraction, self.split_seed)
+            return to_tensors(*train), to_tensors(*val)
         x, y, _ = self.generate(cfg.n_train, cfg.seed)
         xv, yv, _ = self.generate(cfg.n_val, cfg.seed + _VAL_SEED)
-        return self._tensors(x, y), self._tensors(xv, yv)
+        return to_tensors(x, y), to_tensors(xv, yv)
 
     def eval_data(self, level, n, seed, data=None):
         """``n`` fresh images at difficulty ``level`` (seeded by ``seed``), or the first ``n`` of ``data``."""
         if data:
             x, y, _ = load_clutter(data)
-            return self._tensors(x[:n], y[:n])
+            return to_tensors(x[:n], y[:n])
         x, y, _ = self.generate(n, seed, [int(level)])
-        return self._tensors(x, y)
+        return to_tensors(x, y)
 
     def level_info(self, level) -> dict:
         return {"knobs": level_knobs(int(level), **self.knobs)}
